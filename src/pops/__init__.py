@@ -1,0 +1,1 @@
+"""POPS: a patient balance and payment portal for medical practices."""

@@ -1,0 +1,1 @@
+"""Data in: the import document (docs/import.md), read as a stream, validated, upserted."""

@@ -1,0 +1,259 @@
+"""The import document's items, as pydantic models: one definition for the command, the API
+and the OpenAPI schema. Amounts arrive as decimal strings and leave here as integer cents."""
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from pops.core.money import AMOUNT_HINT, AmountError, parse_amount
+from pops.ledger.models import ID_LENGTH
+
+
+def _amount(value: Any) -> int:
+    try:
+        return parse_amount(value)
+    except AmountError:
+        raise PydanticCustomError("amount", f"must be {AMOUNT_HINT}") from None
+
+
+def _iso_date(value: Any) -> dt.date:
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("date", "must be a date like 2026-11-26")
+
+
+def _iso_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("datetime", "must be a date and time like 2026-11-26T09:30:00")
+
+
+def _blank_if_null(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _id(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise PydanticCustomError("id", 'must be a string, like "2010"')
+    return value
+
+
+Id = Annotated[
+    str,
+    BeforeValidator(_id),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_LENGTH),
+]
+Amount = Annotated[
+    int,
+    BeforeValidator(_amount),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$", "example": "150.00"}),
+]
+IsoDate = Annotated[
+    dt.date, BeforeValidator(_iso_date), WithJsonSchema({"type": "string", "format": "date"})
+]
+IsoDateTime = Annotated[
+    dt.datetime,
+    BeforeValidator(_iso_datetime),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+def optional_text(max_length: int) -> Any:
+    return Annotated[
+        str,
+        BeforeValidator(_blank_if_null),
+        StringConstraints(strip_whitespace=True, max_length=max_length),
+        WithJsonSchema({"type": ["string", "null"], "maxLength": max_length}),
+    ]
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PracticeIn(Item):
+    id: Id
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    time_zone: str = "America/New_York"
+
+    @field_validator("time_zone")
+    @classmethod
+    def known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "time_zone", "must be an IANA time zone, like America/Chicago"
+            ) from None
+        return value
+
+
+class NamedIn(Item):
+    id: Id
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{7,20}$")
+
+
+class GuarantorIn(Item):
+    id: Id
+    first_name: Name
+    preferred_name: optional_text(100) = ""  # type: ignore[valid-type]
+    last_name: Name
+    email: optional_text(254) = ""  # type: ignore[valid-type]
+    mobile: optional_text(32) = ""  # type: ignore[valid-type]
+    text_opt_out: StrictBool = False
+
+    @field_validator("email")
+    @classmethod
+    def plausible_email(cls, value: str) -> str:
+        if value and not _EMAIL.match(value):
+            raise PydanticCustomError("email", "must be an email address, like pat@example.com")
+        return value
+
+    @field_validator("mobile")
+    @classmethod
+    def plausible_phone(cls, value: str) -> str:
+        if value and not _PHONE.match(value):
+            raise PydanticCustomError("mobile", "must be a phone number, like 555-201-0101")
+        return value
+
+
+class PatientIn(Item):
+    id: Id
+    guarantor: Id
+    first_name: Name
+    last_name: Name
+    birth_date: IsoDate | None = None
+
+
+class CollectionsIn(Item):
+    agency: Id
+    sent_on: IsoDate
+
+
+class LineIn(Item):
+    line: Annotated[StrictInt, Field(ge=1, le=9999)]
+    code: optional_text(32) = ""  # type: ignore[valid-type]
+    description: optional_text(200) = ""  # type: ignore[valid-type]
+    billed: Amount
+    adjusted: Amount = 0
+    insurance_paid: Amount = 0
+    pending_insurance: Amount = 0
+
+
+class EncounterIn(Item):
+    number: Id
+    patient: Id
+    facility: Id
+    provider: Id
+    service_date: IsoDate
+    collections: CollectionsIn | None = None
+    lines: list[LineIn] = Field(default_factory=list, max_length=999)
+
+    @field_validator("lines")
+    @classmethod
+    def unique_line_numbers(cls, lines: list[LineIn]) -> list[LineIn]:
+        seen: set[int] = set()
+        for line in lines:
+            if line.line in seen:
+                raise PydanticCustomError("line", f"line {line.line} appears twice")
+            seen.add(line.line)
+        return lines
+
+
+class ApplicationIn(Item):
+    encounter: Id
+    line: Annotated[StrictInt, Field(ge=1, le=9999)]
+    amount: Amount
+
+    @field_validator("amount")
+    @classmethod
+    def positive(cls, value: int) -> int:
+        if value <= 0:
+            raise PydanticCustomError("amount", "must be more than 0.00")
+        return value
+
+
+class ReceiptIn(Item):
+    id: Id
+    guarantor: Id
+    date: IsoDate
+    amount: Amount
+    type: Literal["payment", "refund"] = "payment"
+    method: optional_text(40) = ""  # type: ignore[valid-type]
+    source: optional_text(40) = ""  # type: ignore[valid-type]
+    applications: list[ApplicationIn] = Field(default_factory=list, max_length=9999)
+
+
+class StatementIn(Item):
+    id: Id
+    guarantor: Id
+    statement_date: IsoDate
+    due_date: IsoDate
+    statement_balance: Amount
+    amount_due: Amount
+
+
+class AppointmentIn(Item):
+    id: Id
+    patient: Id
+    facility: Id
+    provider: Id
+    starts_at: IsoDateTime
+    status: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=30)
+    ] = "scheduled"
+
+
+SECTIONS: dict[str, type[Item]] = {
+    "facilities": NamedIn,
+    "providers": NamedIn,
+    "collection_agencies": NamedIn,
+    "guarantors": GuarantorIn,
+    "patients": PatientIn,
+    "encounters": EncounterIn,
+    "receipts": ReceiptIn,
+    "statements": StatementIn,
+    "appointments": AppointmentIn,
+}
+
+
+class ImportDocument(BaseModel):
+    """The whole document, for the OpenAPI schema. Every list may be omitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    practice: PracticeIn | None = None
+    facilities: list[NamedIn] = []
+    providers: list[NamedIn] = []
+    collection_agencies: list[NamedIn] = []
+    guarantors: list[GuarantorIn] = []
+    patients: list[PatientIn] = []
+    encounters: list[EncounterIn] = []
+    receipts: list[ReceiptIn] = []
+    statements: list[StatementIn] = []
+    appointments: list[AppointmentIn] = []
