@@ -1,0 +1,47 @@
+import io
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from pops.api.keys import create_key
+from pops.core.audit import Actor
+from pops.ledger.importing.importer import ImportResult, import_document
+from pops.ledger.models import Practice
+
+
+def run_import(document: dict[str, Any], practice: Practice | None = None) -> ImportResult:
+    """Import a document given as a dict, as `pops import` would."""
+    return import_document(
+        io.BytesIO(json.dumps(document).encode()),
+        actor=Actor.command("import"),
+        practice=practice,
+    )
+
+
+class ApiClient:
+    """A test client that sends a practice's API key."""
+
+    def __init__(self, key: str):
+        self.client = Client()
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, headers=self.headers, **kwargs)
+
+    def post(self, path: str, body: Any = None, raw: bytes | None = None, **kwargs: Any) -> Any:
+        data = raw if raw is not None else json.dumps(body)
+        return self.client.post(
+            path, data=data, content_type="application/json", headers=self.headers, **kwargs
+        )
+
+
+@pytest.fixture
+def api_for():
+    """`api_for(practice)` gives an ApiClient holding a fresh key of that practice."""
+
+    def make(practice: Practice) -> ApiClient:
+        return ApiClient(create_key(practice, "tests", actor=Actor.command("tests")))
+
+    return make
