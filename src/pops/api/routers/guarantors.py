@@ -3,6 +3,7 @@ from ninja import Router, Schema
 
 from pops.api.auth import actor_of, practice_of
 from pops.api.errors import ApiError
+from pops.api.schemas import with_errors
 from pops.core import audit
 from pops.core.money import format_amount
 from pops.groups.services import GroupNotFound, resolve_group
@@ -25,7 +26,7 @@ def _money(cents: int | None) -> str | None:
     return None if cents is None else format_amount(cents)
 
 
-@router.get("/guarantors/{guarantor_id}/balances", response=BalancesOut)
+@router.get("/guarantors/{guarantor_id}/balances", response=with_errors({200: BalancesOut}, 404))
 def balances(request: HttpRequest, guarantor_id: str, group: str | None = None) -> dict:
     """A guarantor's balances as decimal strings, under the Group named by `group` (its slug)
     or the practice's default Group. The statement figures are null with no statement."""

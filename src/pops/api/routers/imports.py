@@ -2,11 +2,12 @@ import io
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from pops.api.auth import actor_of, practice_of
 from pops.api.errors import ApiError
 from pops.api.openapi import inline_schema
+from pops.api.schemas import with_errors
 from pops.ledger.importing.importer import ImportRejected, import_document
 from pops.ledger.importing.schema import ImportDocument
 
@@ -25,13 +26,9 @@ class ImportSummary(Schema):
     sections: dict[str, Tally]
 
 
-class Errors(Schema):
-    errors: list[dict[str, str]]
-
-
 @router.post(
     "/import",
-    response={200: ImportSummary, 413: Errors, 422: Errors},
+    response=with_errors({200: ImportSummary}, 413),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -40,7 +37,7 @@ class Errors(Schema):
     },
     summary="Import a document: an all-or-nothing upsert by id",
 )
-def import_(request: HttpRequest) -> tuple[int, dict]:
+def import_(request: HttpRequest) -> Status:
     """Takes the document of docs/import.md (up to 20 MB; larger loads go through
     `pops import`). Answers what was created, updated and left unchanged, or 422 with every
     problem found, in which case nothing was written."""
@@ -58,10 +55,13 @@ def import_(request: HttpRequest) -> tuple[int, dict]:
             io.BytesIO(request.body), actor=actor_of(request), practice=practice_of(request)
         )
     except ImportRejected as rejected:
-        return 422, {"errors": [p.as_dict() for p in rejected.problems]}
+        return Status(422, {"errors": [p.as_dict() for p in rejected.problems]})
     summary = result.summary()
-    return 200, {
-        "practice": summary.pop("practice"),
-        "ledger_entries": summary.pop("ledger_entries"),
-        "sections": summary,
-    }
+    return Status(
+        200,
+        {
+            "practice": summary.pop("practice"),
+            "ledger_entries": summary.pop("ledger_entries"),
+            "sections": summary,
+        },
+    )

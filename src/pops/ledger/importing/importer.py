@@ -130,8 +130,10 @@ def _read(stream: IO[bytes], problems: _Problems) -> tuple[PracticeIn | None, di
     practice: PracticeIn | None = None
     sections: dict[str, list[tuple[int, Any]]] = {name: [] for name in SECTIONS}
     try:
-        for name, index, value in read_sections(stream):
+        for name, index, value in read_sections(stream, SECTIONS):
             if name == "practice":
+                if value is None:
+                    continue
                 try:
                     practice = PracticeIn.model_validate(value)
                 except ValidationError as error:

@@ -2,7 +2,7 @@
 never sits in memory as one parsed tree."""
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import IO, Any
 
 import ijson
@@ -29,9 +29,12 @@ def _build(first_event: str, first_value: Any, events: Iterator[tuple[str, str, 
     return builder.value
 
 
-def read_sections(stream: IO[bytes]) -> Iterator[tuple[str, int | None, Any]]:
-    """Yield `(section, index, value)`: each item of a top-level list with its index, or a
-    top-level non-list value with index None. Raises MalformedDocument on bad JSON."""
+def read_sections(
+    stream: IO[bytes], lists: Collection[str]
+) -> Iterator[tuple[str, int | None, Any]]:
+    """Yield `(section, index, value)`: each item of a top-level list named in `lists` with
+    its index, or any other top-level value whole with index None. Raises MalformedDocument
+    on bad JSON."""
     events = ijson.parse(stream, use_float=False)
     try:
         try:
@@ -44,7 +47,7 @@ def read_sections(stream: IO[bytes]) -> Iterator[tuple[str, int | None, Any]]:
             if event == "end_map":
                 break
             _, event, value = next(events)
-            if event != "start_array":
+            if event != "start_array" or key not in lists:
                 yield key, None, _build(event, value, events)
                 continue
             for index in itertools.count():

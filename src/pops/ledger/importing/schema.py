@@ -88,8 +88,28 @@ def optional_text(max_length: int) -> Any:
     ]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def plain_text(value: Any) -> Any:
+    """Text must be storable anywhere: no control characters, no lone surrogates."""
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise PydanticCustomError("text", "must not contain control characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError("text", "must be valid Unicode text") from None
+    return value
+
+
 class Item(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def storable_text(cls, value: Any) -> Any:
+        return plain_text(value)
 
 
 class PracticeIn(Item):
@@ -243,17 +263,17 @@ SECTIONS: dict[str, type[Item]] = {
 
 
 class ImportDocument(BaseModel):
-    """The whole document, for the OpenAPI schema. Every list may be omitted."""
+    """The whole document, for the OpenAPI schema. Every part may be omitted (or null)."""
 
     model_config = ConfigDict(extra="forbid")
 
     practice: PracticeIn | None = None
-    facilities: list[NamedIn] = []
-    providers: list[NamedIn] = []
-    collection_agencies: list[NamedIn] = []
-    guarantors: list[GuarantorIn] = []
-    patients: list[PatientIn] = []
-    encounters: list[EncounterIn] = []
-    receipts: list[ReceiptIn] = []
-    statements: list[StatementIn] = []
-    appointments: list[AppointmentIn] = []
+    facilities: list[NamedIn] | None = None
+    providers: list[NamedIn] | None = None
+    collection_agencies: list[NamedIn] | None = None
+    guarantors: list[GuarantorIn] | None = None
+    patients: list[PatientIn] | None = None
+    encounters: list[EncounterIn] | None = None
+    receipts: list[ReceiptIn] | None = None
+    statements: list[StatementIn] | None = None
+    appointments: list[AppointmentIn] | None = None
