@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # serves the API docs' assets locally (no CDN)
     "pops.core",
     "pops.ledger",
     "pops.groups",
@@ -150,6 +151,7 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+
 
 # --- API ------------------------------------------------------------------------------------
 # The import endpoint takes documents up to 20 MB; larger loads go through `pops import`.

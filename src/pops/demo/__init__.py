@@ -1,0 +1,1 @@
+"""The demo practice: a deterministic import document (`document`) and `pops demo` (`build`)."""
