@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "pops.ledger",
     "pops.groups",
     "pops.api",
+    "pops.payments",
+    "pops.payments.gateways.sandbox",
 ]
 
 MIDDLEWARE = [
@@ -152,6 +154,9 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# --- Sandbox gateway --------------------------------------------------------------------------
+# The built-in stand-in for a card gateway (/sandbox-gateway/); switch it off in production.
+SANDBOX_GATEWAY_ENABLED = envbool("SANDBOX_GATEWAY_ENABLED", "true")
 
 # --- API ------------------------------------------------------------------------------------
 # The import endpoint takes documents up to 20 MB; larger loads go through `pops import`.

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from pops.api.api import api
 from pops.core import views
@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("health", views.health, name="health"),
     path("api/v1/", api.urls),
+    path("sandbox-gateway/", include("pops.payments.gateways.sandbox.urls")),
 ]

@@ -19,7 +19,7 @@ def parse_amount(text: object) -> int:
     """
     if not isinstance(text, str):
         raise AmountError(f"must be {AMOUNT_HINT}")
-    match = _AMOUNT.match(text)
+    match = _AMOUNT.fullmatch(text)
     if match is None:
         raise AmountError(f"must be {AMOUNT_HINT}")
     whole, fraction = match.groups()

@@ -26,6 +26,11 @@ class ImportSummary(Schema):
     sections: dict[str, Tally]
 
 
+def _size(limit: int) -> str:
+    megabytes, rest = divmod(limit, 1024 * 1024)
+    return f"{megabytes} MB" if megabytes and not rest else f"{limit} bytes"
+
+
 @router.post(
     "/import",
     response=with_errors({200: ImportSummary}, 413),
@@ -42,17 +47,21 @@ def import_(request: HttpRequest) -> Status:
     `pops import`). Answers what was created, updated and left unchanged, or 422 with every
     problem found, in which case nothing was written."""
     limit = settings.API_IMPORT_MAX_BYTES
+    too_large = ApiError(
+        413, f"the document is over the {_size(limit)} limit; send larger loads with `pops import`"
+    )
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        length = 0
+        raise ApiError(400, "must be a number of bytes", "Content-Length") from None
     if length > limit:
-        raise ApiError(
-            413, f"the document is over {limit // (1024 * 1024)} MB; use `pops import` for it"
-        )
+        raise too_large
+    body = request.body
+    if len(body) > limit:
+        raise too_large
     try:
         result = import_document(
-            io.BytesIO(request.body), actor=actor_of(request), practice=practice_of(request)
+            io.BytesIO(body), actor=actor_of(request), practice=practice_of(request)
         )
     except ImportRejected as rejected:
         return Status(422, {"errors": [p.as_dict() for p in rejected.problems]})

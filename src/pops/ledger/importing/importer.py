@@ -75,10 +75,28 @@ class Tally:
     unchanged: int = 0
 
 
+# What the summary counts, always all of it and in this order: the sections, and the
+# encounters' lines after the encounters.
+TALLIED = [
+    "facilities",
+    "providers",
+    "collection_agencies",
+    "guarantors",
+    "patients",
+    "encounters",
+    "lines",
+    "receipts",
+    "statements",
+    "appointments",
+]
+
+
 @dataclass
 class ImportResult:
     practice: Practice
-    tallies: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    tallies: dict[str, Tally] = field(
+        default_factory=lambda: defaultdict(Tally, {name: Tally() for name in TALLIED})
+    )
     entries: int = 0
 
     @property
@@ -125,17 +143,36 @@ class _Problems(list[Problem]):
             self.add(path, detail["msg"])
 
 
-def _read(stream: IO[bytes], problems: _Problems) -> tuple[PracticeIn | None, dict[str, list]]:
-    """Validate every item; returns the practice and, per section, `(index, item)` pairs."""
+@dataclass
+class _Document:
+    """What reading found: the practice, each section's valid `(index, item)` pairs, and the
+    ids of items that were refused (so that references to them are not reported as well)."""
+
     practice: PracticeIn | None = None
-    sections: dict[str, list[tuple[int, Any]]] = {name: [] for name in SECTIONS}
+    practice_given: bool = False
+    sections: dict[str, list[tuple[int, Any]]] = field(
+        default_factory=lambda: {name: [] for name in SECTIONS}
+    )
+    refused_ids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    complete: bool = True
+
+
+def _key(section: str) -> str:
+    return "number" if section == "encounters" else "id"
+
+
+def _read(stream: IO[bytes], problems: _Problems) -> _Document:
+    """Validate every item of the document."""
+    document = _Document()
+    sections = document.sections
     try:
         for name, index, value in read_sections(stream, SECTIONS):
             if name == "practice":
                 if value is None:
                     continue
+                document.practice_given = True
                 try:
-                    practice = PracticeIn.model_validate(value)
+                    document.practice = PracticeIn.model_validate(value)
                 except ValidationError as error:
                     problems.from_validation("practice", error)
             elif name not in SECTIONS:
@@ -148,11 +185,14 @@ def _read(stream: IO[bytes], problems: _Problems) -> tuple[PracticeIn | None, di
                     sections[name].append((index, SECTIONS[name].model_validate(value)))
                 except ValidationError as error:
                     problems.from_validation(f"{name}[{index}]", error)
+                    key = value.get(_key(name)) if isinstance(value, dict) else None
+                    if isinstance(key, str):
+                        document.refused_ids[name].add(key.strip())
     except MalformedDocument as error:
-        problems.add("", str(error))
-    for name, key in [("encounters", "number")] + [
-        (name, "id") for name in SECTIONS if name != "encounters"
-    ]:
+        problems.add(error.path, str(error))
+        document.complete = False
+    for name in SECTIONS:
+        key = _key(name)
         seen: dict[str, int] = {}
         for index, item in sections[name]:
             value = getattr(item, key)
@@ -162,31 +202,39 @@ def _read(stream: IO[bytes], problems: _Problems) -> tuple[PracticeIn | None, di
                     f"{value!r} appears twice (also {name}[{seen[value]}])",
                 )
             seen[value] = index
-    return practice, sections
+    return document
 
 
 def import_document(
     stream: IO[bytes], *, actor: audit.Actor, practice: Practice | None = None
 ) -> ImportResult:
     """Import one document. With `practice` (an API key's), the document may only speak of that
-    practice. Raises ImportRejected with every problem found; then nothing is written."""
+    practice. Raises ImportRejected with every problem found; then nothing is written.
+
+    Problems are found in two rounds. Reading checks each item on its own and, unless the JSON
+    itself is broken, the references between items and to stored rows are checked too, so one
+    answer lists them all. The money rules that need the stored state (no line owing less than
+    was paid on it, no refund beyond the money received) are checked as the document is
+    written, once it has passed the first round."""
     problems = _Problems()
-    practice_in, sections = _read(stream, problems)
+    document = _read(stream, problems)
+    practice_in = document.practice
     if practice is not None and practice_in is not None and practice_in.id != practice.external_id:
         problems.add(
             "practice.id",
             f"this API key belongs to practice {practice.external_id!r}, not {practice_in.id!r}",
         )
-    if practice is None and practice_in is None and not problems:
+        raise ImportRejected(problems)
+    if practice is None and not document.practice_given and document.complete:
         problems.add("practice", 'is required: {"id", "name", "time_zone"}')
-    if problems:
+    if problems and (not document.complete or (practice is None and practice_in is None)):
         raise ImportRejected(problems)
     with transaction.atomic():
         target = _lock_practice(practice, practice_in)
-        run = _Run(target, sections, problems)
+        run = _Run(target, document.sections, problems, document.refused_ids)
         run.check_references()
         if problems:
-            raise ImportRejected(problems)
+            raise ImportRejected(problems)  # rolls back the practice row, if it was new
         run.write()
         if problems:
             raise ImportRejected(problems)  # rolls back everything written
@@ -219,10 +267,17 @@ def _lock_practice(practice: Practice | None, practice_in: PracticeIn | None) ->
 class _Run:
     """One import's write phase. Maps turn the document's ids into row ids."""
 
-    def __init__(self, practice: Practice, sections: dict[str, list], problems: _Problems):
+    def __init__(
+        self,
+        practice: Practice,
+        sections: dict[str, list],
+        problems: _Problems,
+        refused_ids: dict[str, set[str]],
+    ):
         self.practice = practice
         self.sections = sections
         self.problems = problems
+        self.refused_ids = refused_ids
         self.result = ImportResult(practice)
         self.zone = ZoneInfo(practice.time_zone)
         self.now = clock.now()
@@ -232,6 +287,7 @@ class _Run:
         self.line_paths: dict[tuple[int, int], str] = {}
         self.touched_lines: set[int] = set()
         self.application_lines: dict[tuple[str, int], int] = {}
+        self.application_paths: dict[int, str] = {}  # line row id -> a new application's path
         self.entries: list[tuple] = []
 
     # --- references -------------------------------------------------------------------------
@@ -250,10 +306,8 @@ class _Run:
         self, model: type[Model], section: str, references: list[tuple[str, str]], what: str
     ) -> None:
         """Every `(path, id)` must name an item of `section` or an existing row."""
-        in_document = {
-            getattr(item, "number" if section == "encounters" else "id")
-            for _, item in self.sections[section]
-        }
+        in_document = {getattr(item, _key(section)) for _, item in self.sections[section]}
+        in_document |= self.refused_ids.get(section, set())
         outside = {value for _, value in references if value not in in_document}
         key = "number" if model is Encounter else "external_id"
         extra = ("guarantor_id",) if model is Patient else ()
@@ -329,6 +383,7 @@ class _Run:
             ],
             "encounter",
         )
+        self._check_application_lines()
         for i, receipt in s["receipts"]:
             self._check_receipt(f"receipts[{i}]", receipt)
         for i, statement in s["statements"]:
@@ -336,6 +391,32 @@ class _Run:
                 self.problems.add(
                     f"statements[{i}].due_date", "must not be before the statement date"
                 )
+
+    def _check_application_lines(self) -> None:
+        """Every application names a line of the document's encounter or a stored line."""
+        in_document = {
+            e.number: {line.line for line in e.lines} for _, e in self.sections["encounters"]
+        }
+        refused = self.refused_ids.get("encounters", set())
+        applications = [
+            (f"receipts[{i}].applications[{j}].line", a.encounter, a.line)
+            for i, r in self.sections["receipts"]
+            for j, a in enumerate(r.applications)
+            if a.encounter not in refused
+        ]
+        stored: set[tuple[str, int]] = set()
+        for chunk in _chunks(sorted({number for _, number, _ in applications})):
+            stored.update(
+                ServiceLine.objects.filter(
+                    practice=self.practice, encounter__number__in=chunk
+                ).values_list("encounter__number", "line")
+            )
+        known = self.ids[Encounter].keys() | in_document.keys()
+        for path, number, line in applications:
+            if number not in known:
+                continue  # reported as an unknown encounter
+            if line not in in_document.get(number, ()) and (number, line) not in stored:
+                self.problems.add(path, f"encounter {number!r} has no line {line}")
 
     def _check_receipt(self, path: str, receipt: ReceiptIn) -> None:
         if receipt.type == "refund" and receipt.applications:
@@ -439,6 +520,7 @@ class _Run:
         self._write_encounters()
         self._write_lines()
         self._write_receipts()
+        self._check_lines()
         g = self.ids[Guarantor]
         self._simple(
             Statement,
@@ -736,7 +818,7 @@ class _Run:
             )
             paths[r.id] = f"receipts[{i}]"
         existing = self._load(
-            Receipt, wanted, [*self.RECEIPT_COLUMNS, "made_in_pops"], key="number"
+            Receipt, wanted, [*self.RECEIPT_COLUMNS, "made_in_pops", "status"], key="number"
         )
         current = defaultdict(list)
         for chunk in _chunks([pk for pk, _ in existing.values()]):
@@ -746,20 +828,27 @@ class _Run:
                 current[receipt_id].append((line_id, amount))
         same: dict[str, tuple[int, tuple]] = {}
         replaced: list[tuple[int, str]] = []
-        for number, (pk, values) in existing.items():
+        for number, (pk, stored) in existing.items():
+            *values, made_in_pops, status = stored
             unchanged = (
-                values[:-1] == wanted[number] and sorted(current[pk]) == applications[number]
+                tuple(values) == wanted[number] and sorted(current[pk]) == applications[number]
             )
             if unchanged:
                 same[number] = (pk, wanted[number])
-            elif values[-1]:
+            elif made_in_pops:
                 self.problems.add(
                     f"{paths[number]}.id",
                     f"receipt {number!r} was made through POPS and cannot be changed by an import",
                 )
+            elif status != Receipt.Status.PAID:
+                # Its entries were reversed in POPS; posting a new version would revive it.
+                self.problems.add(
+                    f"{paths[number]}.id",
+                    f"receipt {number!r} is {status} in POPS and cannot be changed by an import",
+                )
             else:
                 replaced.append((pk, number))
-                same[number] = (pk, values[:-1])
+                same[number] = (pk, tuple(values))
         if self.problems:
             return
         created, _ = self._upsert(
@@ -790,7 +879,7 @@ class _Run:
             Application.objects.filter(receipt_id__in=chunk).delete()
         fresh = set(created) | {number for _, number in replaced}
         new_applications = []
-        for _, r in items:
+        for i, r in items:
             if r.id not in fresh:
                 continue
             receipt_id, guarantor_id = ids[r.id], g[r.guarantor]
@@ -799,6 +888,9 @@ class _Run:
             for line_id, amount in applications[r.id]:
                 new_applications.append((receipt_id, line_id, guarantor_id, amount))
                 self.touched_lines.add(line_id)
+            for j, a in enumerate(r.applications):
+                line_id = line_ids[(a.encounter, a.line)]
+                self.application_paths.setdefault(line_id, f"receipts[{i}].applications[{j}]")
         app_ids = bulk.allocate_ids(Application, len(new_applications))
         bulk.insert_rows(
             Application,
@@ -844,21 +936,11 @@ class _Run:
                 patient_paid_cents=Coalesce(Subquery(applied), 0)
             )
 
-    def _check_money(
-        self,
-        items: list[tuple[int, ReceiptIn]],
-        paths: dict[str, str],
-        guarantors: set[int],
-        fresh: set[str],
-    ) -> None:
-        """The money rules that need the final state: no line owes less than was paid on it,
-        applications stay within their guarantor, refunds never exceed unapplied money."""
+    def _check_lines(self) -> None:
+        """No line may owe less than the patient money applied to it: a line cut below its
+        payments, or an application larger than what its line can take. The problem is
+        reported at the new application when there is one, else at the line."""
         line_paths = {self.ids[ServiceLine][key]: path for key, path in self.line_paths.items()}
-        app_paths: dict[tuple[int, int], str] = {}
-        for i, r in items:
-            for j, a in enumerate(r.applications):
-                line_id = self.application_lines[(a.encounter, a.line)]
-                app_paths[(self.ids[Receipt][r.id], line_id)] = f"receipts[{i}].applications[{j}]"
         owed = (
             F("billed_cents")
             - F("adjusted_cents")
@@ -867,19 +949,32 @@ class _Run:
         )
         for chunk in _chunks(sorted(self.touched_lines)):
             for pk, encounter, line, responsibility, paid in (
-                ServiceLine.objects.filter(pk__in=chunk)
+                ServiceLine.objects.filter(pk__in=chunk, patient_paid_cents__gt=0)
                 .annotate(owed=owed)
                 .filter(owed__lt=F("patient_paid_cents"))
                 .values_list("id", "encounter__number", "line", "owed", "patient_paid_cents")
             ):
-                path = line_paths.get(pk) or next(
-                    (p for (_, line_id), p in app_paths.items() if line_id == pk), "receipts"
-                )
+                path = self.application_paths.get(pk) or line_paths.get(pk, "encounters")
                 self.problems.add(
                     path,
                     f"line {encounter}-{line} would owe {format_amount(responsibility)}, less "
                     f"than the {format_amount(paid)} of patient payments applied to it",
                 )
+
+    def _check_money(
+        self,
+        items: list[tuple[int, ReceiptIn]],
+        paths: dict[str, str],
+        guarantors: set[int],
+        fresh: set[str],
+    ) -> None:
+        """The money rules of receipts that need the final state: applications stay within
+        their guarantor, refunds never exceed unapplied money."""
+        app_paths: dict[tuple[int, int], str] = {}
+        for i, r in items:
+            for j, a in enumerate(r.applications):
+                line_id = self.application_lines[(a.encounter, a.line)]
+                app_paths[(self.ids[Receipt][r.id], line_id)] = f"receipts[{i}].applications[{j}]"
         receipt_ids = [self.ids[Receipt][number] for number in fresh]
         for chunk in _chunks(receipt_ids):
             for receipt_id, line_id in (

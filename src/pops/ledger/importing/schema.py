@@ -39,30 +39,48 @@ def _iso_date(value: Any) -> dt.date:
     raise PydanticCustomError("date", "must be a date like 2026-11-26")
 
 
+# Far enough from datetime.min and .max that a time converts to UTC (or to any time zone).
+_EARLIEST, _LATEST = dt.datetime(2, 1, 1), dt.datetime(9998, 12, 31)
+
+
 def _iso_datetime(value: Any) -> dt.datetime:
     if isinstance(value, str):
         try:
-            return dt.datetime.fromisoformat(value)
+            moment = dt.datetime.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            if not _EARLIEST <= moment.replace(tzinfo=None) <= _LATEST:
+                raise PydanticCustomError("datetime", "must be between the years 2 and 9998")
+            return moment
     raise PydanticCustomError("datetime", "must be a date and time like 2026-11-26T09:30:00")
 
 
+def _stripped(value: Any) -> Any:
+    """Text is stored without surrounding spaces (stripped before its length is checked)."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def _required_text(value: Any) -> Any:
+    value = _stripped(value)
+    if value == "":
+        raise PydanticCustomError("text", "must not be empty")
+    return value
+
+
 def _blank_if_null(value: Any) -> Any:
-    return "" if value is None else value
+    return "" if value is None else _stripped(value)
 
 
 def _id(value: Any) -> Any:
     if not isinstance(value, str):
         raise PydanticCustomError("id", 'must be a string, like "2010"')
-    return value
+    if not value.strip():
+        raise PydanticCustomError("id", "must not be empty")
+    return value.strip()
 
 
-Id = Annotated[
-    str,
-    BeforeValidator(_id),
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_LENGTH),
-]
+Id = Annotated[str, BeforeValidator(_id), StringConstraints(min_length=1, max_length=ID_LENGTH)]
 Amount = Annotated[
     int,
     BeforeValidator(_amount),
@@ -76,14 +94,16 @@ IsoDateTime = Annotated[
     BeforeValidator(_iso_datetime),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[
+    str, BeforeValidator(_required_text), StringConstraints(min_length=1, max_length=100)
+]
 
 
 def optional_text(max_length: int) -> Any:
     return Annotated[
         str,
         BeforeValidator(_blank_if_null),
-        StringConstraints(strip_whitespace=True, max_length=max_length),
+        StringConstraints(max_length=max_length),
         WithJsonSchema({"type": ["string", "null"], "maxLength": max_length}),
     ]
 
@@ -114,7 +134,9 @@ class Item(BaseModel):
 
 class PracticeIn(Item):
     id: Id
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[
+        str, BeforeValidator(_required_text), StringConstraints(min_length=1, max_length=200)
+    ]
     time_zone: str = "America/New_York"
 
     @field_validator("time_zone")
@@ -131,7 +153,9 @@ class PracticeIn(Item):
 
 class NamedIn(Item):
     id: Id
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[
+        str, BeforeValidator(_required_text), StringConstraints(min_length=1, max_length=200)
+    ]
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -245,7 +269,7 @@ class AppointmentIn(Item):
     provider: Id
     starts_at: IsoDateTime
     status: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=30)
+        str, BeforeValidator(_required_text), StringConstraints(min_length=1, max_length=30)
     ] = "scheduled"
 
 

@@ -1,17 +1,23 @@
 """The statement run: one statement per guarantor who owes something on that date."""
 
 import datetime as dt
+import hashlib
 
 from django.db import transaction
 
 from pops.core import audit
-from pops.ledger.models import Guarantor, Practice, Statement
+from pops.ledger.models import ID_LENGTH, Guarantor, Practice, Statement
 from pops.ledger.services.balances import current_balances
 
 
 def statement_id(statement_date: dt.date, guarantor_external_id: str) -> str:
-    """Statements POPS writes carry ids no import can collide with by accident."""
-    return f"pops-{statement_date:%Y%m%d}-{guarantor_external_id}"
+    """Statements POPS writes carry ids no import can collide with by accident. A Guarantor ID
+    too long to fit whole is replaced by a digest of it, so the id stays within ID_LENGTH."""
+    prefix = f"pops-{statement_date:%Y%m%d}-"
+    if len(prefix) + len(guarantor_external_id) <= ID_LENGTH:
+        return prefix + guarantor_external_id
+    digest = hashlib.sha256(guarantor_external_id.encode()).hexdigest()
+    return f"{prefix}#{digest[: ID_LENGTH - len(prefix) - 1]}"
 
 
 @transaction.atomic

@@ -2,7 +2,8 @@ import json
 import sys
 import time
 from argparse import ArgumentParser
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import IO, Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -21,12 +22,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, file: str, **options: Any) -> None:
         started = time.perf_counter()
+        opened: AbstractContextManager[IO[bytes]]
+        if file == "-":
+            opened = nullcontext(sys.stdin.buffer)  # read, but not ours to close
+        else:
+            try:
+                opened = open(file, "rb")  # noqa: SIM115
+            except OSError as error:
+                raise CommandError(f"Cannot read {file}: {error.strerror}") from None
         try:
-            stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
-        except OSError as error:
-            raise CommandError(f"Cannot read {file}: {error.strerror}") from None
-        try:
-            with stream:
+            with opened as stream:
                 result = import_document(stream, actor=Actor.command("import"))
         except ImportRejected as rejected:
             self.stdout.write(

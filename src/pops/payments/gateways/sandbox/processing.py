@@ -1,0 +1,167 @@
+"""The Sandbox's server side: charges, queries, voids, refunds and the vault.
+
+Each function runs inside the transaction the adapter opens for one gateway call, and works on
+the Sandbox's own tables only. Errors are the gateway contract's: nothing here raises
+`Declined` (the adapter does, after the declined transaction is committed).
+"""
+
+from __future__ import annotations
+
+from pops.core import clock
+from pops.payments.gateways.base import ChargeRequest, InvalidRequest, RefundRequest
+from pops.payments.gateways.sandbox import cards, tokens
+from pops.payments.gateways.sandbox.cards import Outcome
+from pops.payments.gateways.sandbox.models import CardFields, Refund, Transaction, VaultCard
+
+
+def charge(merchant_id: str, request: ChargeRequest) -> tuple[Transaction, bool]:
+    """The transaction for `request` and whether it already existed under its reference.
+
+    Locking the token first serializes retries that carry the same token, so a retry always
+    finds the transaction its twin committed; retries with another token meet the reference's
+    unique constraint instead, and the adapter runs them again.
+    """
+    token = tokens.lock(request.payment_token, request.wallet) if request.payment_token else None
+    existing = Transaction.objects.filter(
+        merchant_id=merchant_id, merchant_reference=request.merchant_reference
+    ).first()
+    if existing is not None:
+        if existing.amount_cents != request.amount_cents:
+            raise InvalidRequest(
+                "reference_conflict",
+                "This merchant reference was already used for another amount.",
+            )
+        return existing, True
+
+    if request.store_card and request.wallet:
+        raise InvalidRequest("cannot_store_wallet", "Wallet payments cannot be stored.")
+    source: CardFields
+    if request.vault_token:
+        source = _vault_card(merchant_id, request.vault_token, request.customer_id)
+    else:
+        source = tokens.use(token, merchant_id)
+
+    outcome = Outcome(source.outcome)
+    if outcome.approves and cards.has_expired(source.exp_month, source.exp_year, clock.now()):
+        outcome = Outcome.EXPIRED_CARD
+    approved = outcome.approves
+
+    vault_token = request.vault_token
+    if approved and request.store_card:
+        vault_token = tokens.random_id("vlt_")
+        VaultCard.objects.create(
+            vault_token=vault_token,
+            merchant_id=merchant_id,
+            customer_id=request.customer_id,
+            **_card_fields(source),
+        )
+    created = Transaction.objects.create(
+        transaction_id=tokens.random_id("sbx_", 16),
+        merchant_id=merchant_id,
+        merchant_reference=request.merchant_reference,
+        amount_cents=request.amount_cents,
+        status=Transaction.Status.APPROVED if approved else Transaction.Status.DECLINED,
+        decline_code="" if approved else outcome.decline_code,
+        wallet=str(request.wallet or ""),
+        wallet_payload=request.payment_token if request.wallet else "",
+        customer_id=request.customer_id,
+        vault_token=vault_token,
+        **_card_fields(source),
+    )
+    return created, False
+
+
+def query(merchant_id: str, merchant_reference: str) -> Transaction | None:
+    return Transaction.objects.filter(
+        merchant_id=merchant_id, merchant_reference=merchant_reference
+    ).first()
+
+
+def void(merchant_id: str, transaction_id: str) -> Transaction:
+    txn = _locked_transaction(merchant_id, transaction_id)
+    if txn.status == Transaction.Status.VOIDED:
+        return txn
+    if txn.status != Transaction.Status.APPROVED or txn.refunded_cents:
+        raise InvalidRequest(
+            "not_voidable", "Only an approved transaction without refunds can be voided."
+        )
+    txn.status = Transaction.Status.VOIDED
+    txn.voided_at = clock.now()
+    txn.save(update_fields=["status", "voided_at"])
+    return txn
+
+
+def refund(merchant_id: str, request: RefundRequest) -> tuple[Refund, Transaction, bool]:
+    """The refund, its transaction afterwards, and whether the refund already existed."""
+    txn = _locked_transaction(merchant_id, request.transaction_id)
+    existing = txn.refunds.filter(merchant_reference=request.merchant_reference).first()
+    if existing is not None:
+        if existing.amount_cents != request.amount_cents:
+            raise InvalidRequest(
+                "reference_conflict",
+                "This refund reference was already used for another amount.",
+            )
+        return existing, txn, True
+    if txn.status != Transaction.Status.APPROVED:
+        raise InvalidRequest("not_refundable", "Only an approved transaction can be refunded.")
+    left = txn.amount_cents - txn.refunded_cents
+    if request.amount_cents > left:
+        raise InvalidRequest(
+            "refund_exceeds_captured",
+            f"The refund is above what is left to refund ({left} cents).",
+        )
+    created = Refund.objects.create(
+        refund_id=tokens.random_id("rfd_", 16),
+        transaction=txn,
+        merchant_reference=request.merchant_reference,
+        amount_cents=request.amount_cents,
+    )
+    txn.refunded_cents += request.amount_cents
+    txn.save(update_fields=["refunded_cents"])
+    return created, txn, False
+
+
+def remove_vault_card(merchant_id: str, vault_token: str) -> None:
+    card = (
+        VaultCard.objects.select_for_update()
+        .filter(merchant_id=merchant_id, vault_token=vault_token)
+        .first()
+    )
+    if card is None:
+        raise InvalidRequest("not_found", "No stored card has this vault token.")
+    if card.removed_at is None:
+        card.removed_at = clock.now()
+        card.save(update_fields=["removed_at"])
+
+
+def _vault_card(merchant_id: str, vault_token: str, customer_id: str) -> VaultCard:
+    card = VaultCard.objects.filter(
+        merchant_id=merchant_id,
+        vault_token=vault_token,
+        customer_id=customer_id,
+        removed_at=None,
+    ).first()
+    if card is None:
+        raise InvalidRequest("invalid_vault_token", "No stored card has this vault token.")
+    return card
+
+
+def _locked_transaction(merchant_id: str, transaction_id: str) -> Transaction:
+    txn = (
+        Transaction.objects.select_for_update()
+        .filter(merchant_id=merchant_id, transaction_id=transaction_id)
+        .first()
+    )
+    if txn is None:
+        raise InvalidRequest("not_found", "No transaction has this id.")
+    return txn
+
+
+def _card_fields(source: CardFields) -> dict[str, object]:
+    return {
+        "brand": source.brand,
+        "last4": source.last4,
+        "exp_month": source.exp_month,
+        "exp_year": source.exp_year,
+        "outcome": source.outcome,
+    }
