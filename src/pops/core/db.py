@@ -1,9 +1,14 @@
 """Database helpers that must behave the same on SQLite and PostgreSQL."""
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from django.db import OperationalError
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations.special import RunPython
+
+T = TypeVar("T")
 
 
 def _forbid_changes(table: str, vendor: str) -> list[str]:
@@ -33,3 +38,24 @@ def append_only(table: str) -> RunPython:
             schema_editor.execute(statement)
 
     return RunPython(forwards, RunPython.noop)
+
+
+def retry_on_conflict(work: Callable[[], T], attempts: int = 5) -> T:
+    """Run `work` (which opens its own transaction) again when the database reports a deadlock
+    or a serialization failure, so concurrency never turns into an error for the caller."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except OperationalError as error:
+            if attempt == attempts - 1 or not _is_conflict(error):
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_conflict(error: OperationalError) -> bool:
+    cause = error.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate in ("40P01", "40001"):  # deadlock_detected, serialization_failure
+        return True
+    return "database is locked" in str(error)

@@ -42,9 +42,14 @@ def system_user(practice: Practice) -> User:
 
 @transaction.atomic
 def prepare_practice(practice: Practice, *, actor: audit.Actor) -> Group:
-    """Ready a practice for POPS: its system user "POPS" and a default Group. Idempotent."""
+    """Ready a practice for POPS: its system user "POPS", a default Group and (when it has no
+    merchant account yet) a Sandbox merchant account, so it can take payments at once.
+    Idempotent."""
+    from pops.payments.merchant_accounts import ensure_sandbox_account
+
     practice = Practice.objects.select_for_update().get(pk=practice.pk)
     system_user(practice)
+    ensure_sandbox_account(practice, actor=actor)
     group = Group.objects.filter(practice=practice, is_default=True).first()
     if group is None:
         group = Group.objects.create(

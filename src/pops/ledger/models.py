@@ -250,6 +250,12 @@ class Receipt(PracticeScoped):
     reference_batch = models.ForeignKey(
         ReferenceBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="receipts"
     )
+    # A Patient Refund receipt names the payment it gives money back from.
+    refund_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"
+    )
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -261,6 +267,20 @@ class Receipt(PracticeScoped):
 
     def __str__(self) -> str:
         return f"Receipt {self.number}"
+
+
+class ReceiptNumber(models.Model):
+    """The sequence POPS's own Receipt Numbers come from: one inserted row per number, so
+    numbers are unique under any concurrency and no counter row is ever hot."""
+
+    PREFIX = "P"
+
+    def __str__(self) -> str:
+        return f"{self.PREFIX}{self.pk:07d}"
+
+    @classmethod
+    def next(cls) -> str:
+        return f"{cls.PREFIX}{cls.objects.create().pk:07d}"
 
 
 class Application(PracticeScoped):

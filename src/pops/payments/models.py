@@ -93,3 +93,139 @@ class MerchantAccount(models.Model):
     def credentials(self) -> dict[str, str]:
         """The secret credentials. Only the gateway registry calls this."""
         return json.loads(self.secret) if self.secret else {}
+
+
+class PaymentAttempt(models.Model):
+    """One payment a guarantor asked for, from the moment it is accepted to its outcome.
+
+    `idempotency_key` is server-issued (or the API client's `Idempotency-Key`) and unique:
+    the same key can never charge twice. The status moves
+    `processing -> succeeded | declined | unknown`, and `unknown -> succeeded | declined` only
+    through the reconciler, which asks the gateway.
+    """
+
+    class Status(models.TextChoices):
+        PROCESSING = "processing"
+        SUCCEEDED = "succeeded"
+        DECLINED = "declined"
+        UNKNOWN = "unknown"
+
+    class Method(models.TextChoices):
+        CARD = "card", "Credit Card"
+        STORED_CARD = "stored_card", "Stored card"
+        APPLE_PAY = "apple_pay", "Apple Pay"
+        GOOGLE_PAY = "google_pay", "Google Pay"
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="+")
+    guarantor = models.ForeignKey(
+        "ledger.Guarantor", on_delete=models.PROTECT, related_name="payment_attempts"
+    )
+    group = models.ForeignKey(
+        "groups.Group", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=255)
+    # SHA-256 of the request as the client sent it, so a reused key with another body is refused.
+    fingerprint = models.CharField(max_length=64)
+    amount_cents = models.BigIntegerField()
+    method = models.CharField(max_length=12, choices=Method.choices)
+    store_card = models.BooleanField(default=False)
+    email = models.CharField(max_length=254, blank=True)
+    source = models.CharField(max_length=20, default="api")
+    actor_label = models.CharField(max_length=150, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PROCESSING)
+    decline_code = models.CharField(max_length=40, blank=True)
+    decline_message = models.CharField(max_length=300, blank=True)
+    receipt = models.OneToOneField(
+        "ledger.Receipt", null=True, blank=True, on_delete=models.PROTECT, related_name="attempt"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "idempotency_key"], name="attempt_key_unique"
+            ),
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="attempt_amount_gt_0"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Payment attempt {self.pk} ({self.status})"
+
+    @property
+    def is_settled(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.DECLINED)
+
+
+class PaymentPart(models.Model):
+    """One gateway transaction of an attempt: a single part, or one per merchant account when
+    the Group splits payments. `merchant_reference` is what the gateway knows it by. Its status
+    is written as soon as the gateway answers, so a crash leaves a trail the reconciler follows."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # not charged yet, or the answer never came (ask the gateway)
+        APPROVED = "approved"
+        DECLINED = "declined"
+        VOIDED = "voided"
+
+    attempt = models.ForeignKey(PaymentAttempt, on_delete=models.PROTECT, related_name="parts")
+    merchant_account = models.ForeignKey(
+        MerchantAccount, on_delete=models.PROTECT, related_name="+"
+    )
+    merchant_reference = models.CharField(max_length=100, unique=True)
+    amount_cents = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    transaction_id = models.CharField(max_length=100, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    decline_code = models.CharField(max_length=40, blank=True)
+    decline_message = models.CharField(max_length=300, blank=True)
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    vault_token = models.CharField(max_length=100, blank=True)
+    refunded_cents = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="part_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(refunded_cents__gte=0)
+                & Q(refunded_cents__lte=models.F("amount_cents")),
+                name="part_refunds_within_amount",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.transaction_id or self.merchant_reference
+
+
+class StoredCard(models.Model):
+    """A card kept in the gateway's vault for a guarantor: the vault token, brand, last 4 and
+    expiry, and nothing more can be stored. Not editable: a changed card is a new card."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="+")
+    guarantor = models.ForeignKey(
+        "ledger.Guarantor", on_delete=models.PROTECT, related_name="stored_cards"
+    )
+    merchant_account = models.ForeignKey(
+        MerchantAccount, on_delete=models.PROTECT, related_name="+"
+    )
+    vault_token = models.CharField(max_length=100)
+    brand = models.CharField(max_length=20)
+    last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant_account", "vault_token"], name="stored_card_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand} ending {self.last4}"

@@ -1,0 +1,163 @@
+"""Posting patient money onto service lines, and taking it off again.
+
+Callers hold the guarantor's row lock (`select_for_update`) inside their transaction: every
+writer of a guarantor's money takes that lock first, so check-then-post is atomic. Line figures
+change through F() expressions, never read-modify-write. Every movement is a LedgerEntry.
+"""
+
+from collections.abc import Iterable
+
+from django.db.models import F
+
+from pops.ledger.models import Account, Application, LedgerEntry, Receipt, ServiceLine
+from pops.ledger.services.balances import REMAINING
+
+Kind = LedgerEntry.Kind
+
+
+def _entry(receipt: Receipt, kind: str, debit: str, credit: str, amount: int, **kw: object):
+    return LedgerEntry(
+        practice_id=receipt.practice_id,
+        guarantor_id=receipt.guarantor_id,
+        receipt=receipt,
+        kind=kind,
+        debit=debit,
+        credit=credit,
+        amount_cents=amount,
+        **kw,
+    )
+
+
+def open_lines_oldest_first(guarantor_id: int) -> Iterable[tuple[int, int]]:
+    """(line id, remaining) of the guarantor's payable lines, oldest first: by service date,
+    then encounter number (numerically where it is a number), then line. Collection lines are
+    never payable."""
+    return (
+        ServiceLine.objects.filter(
+            encounter__guarantor_id=guarantor_id, encounter__collection_agency__isnull=True
+        )
+        .annotate(remaining=REMAINING)
+        .filter(remaining__gt=0)
+        .order_by(
+            "encounter__service_date",
+            F("encounter__number_numeric").asc(nulls_last=True),
+            "encounter__number",
+            "line",
+        )
+        .values_list("id", "remaining")
+    )
+
+
+def post_payment(receipt: Receipt, *, auto_post: bool) -> list[Application]:
+    """Record a payment receipt's money, and with Auto-Post apply it to the oldest open lines;
+    what no line takes stays unapplied."""
+    entries = [_entry(receipt, Kind.PAYMENT, Account.CASH, Account.UNAPPLIED, receipt.amount_cents)]
+    applications: list[Application] = []
+    left = receipt.amount_cents if auto_post else 0
+    for line_id, remaining in open_lines_oldest_first(receipt.guarantor_id) if left else ():
+        amount = min(left, remaining)
+        applications.append(
+            Application(
+                practice_id=receipt.practice_id,
+                receipt=receipt,
+                line_id=line_id,
+                guarantor_id=receipt.guarantor_id,
+                amount_cents=amount,
+            )
+        )
+        entries.append(
+            _entry(
+                receipt,
+                Kind.APPLICATION,
+                Account.UNAPPLIED,
+                Account.PATIENT_AR,
+                amount,
+                line_id=line_id,
+            )
+        )
+        left -= amount
+        if not left:
+            break
+    Application.objects.bulk_create(applications)
+    LedgerEntry.objects.bulk_create(entries)
+    for application in applications:
+        ServiceLine.objects.filter(pk=application.line_id).update(
+            patient_paid_cents=F("patient_paid_cents") + application.amount_cents
+        )
+    return applications
+
+
+def _live_entries(receipt: Receipt) -> list[LedgerEntry]:
+    """The receipt's entries that no entry reverses in full yet, with what is left of each."""
+    entries = list(LedgerEntry.objects.filter(receipt=receipt).order_by("pk"))
+    reversed_cents: dict[int, int] = {}
+    for entry in entries:
+        if entry.reverses_id is not None:
+            reversed_cents[entry.reverses_id] = (
+                reversed_cents.get(entry.reverses_id, 0) + entry.amount_cents
+            )
+    live = []
+    for entry in entries:
+        if entry.reverses_id is None:
+            left = entry.amount_cents - reversed_cents.get(entry.pk, 0)
+            if left > 0:
+                entry.amount_cents = left  # what is left to reverse (not saved)
+                live.append(entry)
+    return live
+
+
+def _reverse(entry: LedgerEntry, amount: int) -> LedgerEntry:
+    """An entry undoing `amount` of `entry` (all of it, or part of it for a partial refund)."""
+    return LedgerEntry(
+        practice_id=entry.practice_id,
+        guarantor_id=entry.guarantor_id,
+        line_id=entry.line_id,
+        receipt_id=entry.receipt_id,
+        kind=entry.kind,
+        debit=entry.credit,
+        credit=entry.debit,
+        amount_cents=amount,
+        reverses_id=entry.pk,
+    )
+
+
+def reverse_receipt(receipt: Receipt) -> None:
+    """Undo everything a receipt posted (a void): reversing entries, applications removed."""
+    live = _live_entries(receipt)
+    LedgerEntry.objects.bulk_create([_reverse(entry, entry.amount_cents) for entry in live])
+    for application in Application.objects.filter(receipt=receipt):
+        ServiceLine.objects.filter(pk=application.line_id).update(
+            patient_paid_cents=F("patient_paid_cents") - application.amount_cents
+        )
+    Application.objects.filter(receipt=receipt).delete()
+
+
+def post_refund(refund: Receipt, original: Receipt) -> None:
+    """Give `refund.amount_cents` of `original` back: the money comes off its lines (latest
+    applications first), then out of unapplied funds, and leaves as a refund entry."""
+    left = refund.amount_cents
+    entries: list[LedgerEntry] = []
+    applications = {a.line_id: a for a in Application.objects.filter(receipt=original)}
+    live = [e for e in _live_entries(original) if e.kind == Kind.APPLICATION]
+    for entry in reversed(live):
+        if not left:
+            break
+        amount = min(left, entry.amount_cents)
+        line_id = entry.line_id
+        assert line_id is not None  # application entries always name their line
+        entries.append(_reverse(entry, amount))
+        application = applications[line_id]
+        application.amount_cents -= amount
+        ServiceLine.objects.filter(pk=line_id).update(
+            patient_paid_cents=F("patient_paid_cents") - amount
+        )
+        left -= amount
+    entries.append(
+        _entry(refund, Kind.REFUND, Account.UNAPPLIED, Account.CASH, refund.amount_cents)
+    )
+    LedgerEntry.objects.bulk_create(entries)
+    for application in applications.values():
+        if application.amount_cents <= 0:
+            application.delete()
+        else:
+            application.save(update_fields=["amount_cents"])

@@ -1,0 +1,441 @@
+"""Taking a payment exactly once.
+
+Three phases, because a gateway call cannot sit inside a database transaction:
+
+1. **Begin** (one transaction): lock the guarantor, check the amount against the Current
+   Balance less payments still in flight, and record the attempt with its parts. The attempt's
+   idempotency key is unique in the database, so a second request with the same key can never
+   get this far: it replays the first one's result, or answers "in progress".
+2. **Charge** (no transaction): one gateway call per part, each under its own merchant
+   reference; each part's answer is written as soon as it arrives.
+3. **Settle** (one transaction): lock the guarantor and the attempt, and write the outcome:
+   a paid receipt with its posting, its reference batch and its audit record; or a $0.00
+   Unsuccessful receipt; or, when the gateway's answer never came, mark the attempt `unknown`
+   for the reconciler, which asks the gateway and never charges.
+"""
+
+import datetime as dt
+import logging
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+
+from pops.core import audit, clock
+from pops.core.db import retry_on_conflict
+from pops.groups.models import Group
+from pops.groups.services import resolve_group
+from pops.ledger.models import Guarantor, Receipt, ReceiptNumber, ServiceLine
+from pops.ledger.services.balances import REMAINING, guarantor_balances
+from pops.ledger.services.batches import pops_batch
+from pops.ledger.services.posting import post_payment
+from pops.payments.gateways.base import (
+    ChargeRequest,
+    ChargeResult,
+    Declined,
+    GatewayMisconfigured,
+    GatewayUnavailable,
+    InvalidRequest,
+    WalletKind,
+)
+from pops.payments.gateways.registry import gateway_for
+from pops.payments.merchant_accounts import default_account
+from pops.payments.models import MerchantAccount, PaymentAttempt, PaymentPart, StoredCard
+from pops.payments.services.amounts import check_amount
+from pops.payments.services.errors import (
+    InProgress,
+    KeyReused,
+    PaymentRefused,
+    PaymentsUnavailable,
+)
+
+logger = logging.getLogger("pops.payments")
+
+Status = PaymentAttempt.Status
+PartStatus = PaymentPart.Status
+IN_FLIGHT = (Status.PROCESSING, Status.UNKNOWN)
+
+UNREACHABLE = "We could not reach the card processor and nothing was charged. Please try again."
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """One payment as asked for. Exactly one of `payment_token` (a one-time hosted-fields token
+    or a wallet's opaque payload, with `wallet` set) and `stored_card` is given."""
+
+    guarantor: Guarantor
+    amount_cents: int
+    idempotency_key: str
+    fingerprint: str
+    actor: audit.Actor
+    group: Group | None = None
+    payment_token: str = ""
+    stored_card: StoredCard | None = None
+    wallet: WalletKind | None = None
+    store_card: bool = False
+    email: str = ""
+    source: str = "api"
+
+    @property
+    def method(self) -> str:
+        if self.stored_card is not None:
+            return PaymentAttempt.Method.STORED_CARD
+        if self.wallet is not None:
+            return str(self.wallet)
+        return PaymentAttempt.Method.CARD
+
+
+def new_idempotency_key() -> str:
+    """A server-issued key for a payment page: 128 bits from the CSPRNG."""
+    return secrets.token_urlsafe(16)
+
+
+def pay(request: PaymentRequest) -> PaymentAttempt:
+    """Take one payment exactly once, whatever the retries. Answers the attempt (succeeded,
+    declined or unknown). Raises PaymentRefused (nothing written, key not used up), KeyReused,
+    InProgress or PaymentsUnavailable."""
+    existing = replay(request)
+    if existing is not None:
+        return existing
+    try:
+        attempt = _begin(request)
+    except IntegrityError:
+        # Another request with the same key got there first (the unique constraint decided).
+        existing = replay(request)
+        if existing is None:  # pragma: no cover - the constraint names the key
+            raise
+        return existing
+    _charge(attempt, request)
+    return finish(attempt)
+
+
+def replay(request: PaymentRequest) -> PaymentAttempt | None:
+    """The attempt already made with this key, if any."""
+    attempt = PaymentAttempt.objects.filter(
+        practice_id=request.guarantor.practice_id, idempotency_key=request.idempotency_key
+    ).first()
+    if attempt is None:
+        return None
+    if attempt.fingerprint != request.fingerprint:
+        raise KeyReused()
+    if attempt.status == Status.PROCESSING:
+        raise InProgress()
+    return attempt
+
+
+# --- 1. Begin ---------------------------------------------------------------------------------
+
+
+def _begin(request: PaymentRequest) -> PaymentAttempt:
+    guarantor = request.guarantor
+    group = request.group or resolve_group(guarantor.practice)
+    _check_method(request, group)
+    with transaction.atomic():
+        Guarantor.objects.select_for_update().filter(pk=guarantor.pk).first()
+        balances = guarantor_balances(guarantor, include_new_charges=group.include_new_charges)
+        in_flight = PaymentAttempt.objects.filter(
+            guarantor=guarantor, status__in=IN_FLIGHT
+        ).aggregate(total=Sum("amount_cents", default=0))["total"]
+        check_amount(request.amount_cents, balances.current_balance - in_flight, group)
+        plan = _plan_parts(guarantor, request.amount_cents, group)
+        attempt = PaymentAttempt.objects.create(
+            practice_id=guarantor.practice_id,
+            guarantor=guarantor,
+            group=group if group.pk else None,
+            idempotency_key=request.idempotency_key,
+            fingerprint=request.fingerprint,
+            amount_cents=request.amount_cents,
+            method=request.method,
+            store_card=request.store_card and group.enable_payment_method_storage,
+            email=request.email,
+            source=request.source,
+            actor_label=request.actor.label,
+        )
+        PaymentPart.objects.bulk_create(
+            PaymentPart(
+                attempt=attempt,
+                merchant_account=account,
+                merchant_reference=f"pops-{attempt.pk}-{index}",
+                amount_cents=amount,
+            )
+            for index, (account, amount) in enumerate(plan, start=1)
+        )
+        audit.record(
+            "payments.attempt.started",
+            actor=request.actor,
+            practice=guarantor.practice,
+            resource=("payment_attempt", str(attempt.pk)),
+            guarantor_id=guarantor.external_id,
+            data={
+                "amount_cents": attempt.amount_cents,
+                "method": attempt.method,
+                "parts": len(plan),
+                "source": attempt.source,
+            },
+        )
+    return attempt
+
+
+def _check_method(request: PaymentRequest, group: Group) -> None:
+    if bool(request.payment_token) == (request.stored_card is not None):
+        raise PaymentRefused("payment_token", "Give a payment token or a stored card.")
+    if request.wallet == WalletKind.APPLE_PAY:
+        if not group.enable_apple_pay:
+            raise PaymentRefused("payment_method", "Apple Pay is not offered here.")
+        if group.split_payments:
+            raise PaymentRefused("payment_method", "Apple Pay is not available for split payments.")
+    if request.wallet == WalletKind.GOOGLE_PAY and not group.enable_google_pay:
+        raise PaymentRefused("payment_method", "Google Pay is not offered here.")
+    if request.wallet is None and not group.enable_credit_card:
+        raise PaymentRefused("payment_method", "Card payments are not offered here.")
+    card = request.stored_card
+    if card is not None and (card.guarantor_id != request.guarantor.pk or not card.is_active):
+        raise PaymentRefused("stored_card", "That stored card is not available.")
+
+
+def _plan_parts(
+    guarantor: Guarantor, amount: int, group: Group
+) -> list[tuple[MerchantAccount, int]]:
+    """Which merchant account takes how much: all of it on the practice's account, or, when the
+    Group splits payments, each facility's or provider's share of the lines the payment will be
+    applied to (oldest first), the rest on the practice's account."""
+    default = default_account(guarantor.practice)
+    if default is None:
+        raise PaymentsUnavailable("the practice has no merchant account")
+    if not group.split_payments:
+        return [(default, amount)]
+    accounts = MerchantAccount.objects.filter(practice_id=guarantor.practice_id, is_active=True)
+    by_facility = {a.facility_id: a for a in accounts if a.facility_id}
+    by_provider = {a.provider_id: a for a in accounts if a.provider_id}
+    shares: dict[int, int] = defaultdict(int)
+    chosen: dict[int, MerchantAccount] = {default.pk: default}
+    left = amount
+    lines = (
+        ServiceLine.objects.filter(
+            encounter__guarantor_id=guarantor.pk, encounter__collection_agency__isnull=True
+        )
+        .annotate(remaining=REMAINING)
+        .filter(remaining__gt=0)
+        .order_by(
+            "encounter__service_date", "encounter__number_numeric", "encounter__number", "line"
+        )
+        .values_list("remaining", "encounter__facility_id", "encounter__provider_id")
+    )
+    for remaining, facility_id, provider_id in lines:
+        if not left:
+            break
+        account = by_facility.get(facility_id) or by_provider.get(provider_id) or default
+        chosen[account.pk] = account
+        take = min(left, remaining)
+        shares[account.pk] += take
+        left -= take
+    shares[default.pk] += left
+    return [(chosen[pk], cents) for pk, cents in shares.items() if cents > 0]
+
+
+# --- 2. Charge --------------------------------------------------------------------------------
+
+
+def _charge(attempt: PaymentAttempt, request: PaymentRequest) -> None:
+    """One gateway call per part, outside any transaction; stops at the first decline."""
+    customer_id = f"{attempt.practice_id}-{request.guarantor.external_id}"
+    for part in attempt.parts.select_related("merchant_account").order_by("pk"):
+        charge = ChargeRequest(
+            merchant_reference=part.merchant_reference,
+            amount_cents=part.amount_cents,
+            payment_token=request.payment_token,
+            vault_token=request.stored_card.vault_token if request.stored_card else "",
+            wallet=request.wallet,
+            store_card=attempt.store_card,
+            customer_id=customer_id if (attempt.store_card or request.stored_card) else "",
+        )
+        try:
+            result = gateway_for(part.merchant_account).charge(charge)
+        except Declined as declined:
+            _mark(part, PartStatus.DECLINED, code=str(declined.code), message=declined.message)
+            return
+        except GatewayUnavailable as error:
+            if error.charge_may_have_happened:
+                return  # the part stays pending: only the gateway can tell now
+            _mark(part, PartStatus.DECLINED, code="unavailable", message=UNREACHABLE)
+            return
+        except (InvalidRequest, GatewayMisconfigured) as error:
+            _abandon(attempt, error)
+        else:
+            _approve(part, result)
+
+
+def _mark(part: PaymentPart, status: str, *, code: str = "", message: str = "") -> None:
+    part.status, part.decline_code, part.decline_message = status, code, message[:300]
+    part.save(update_fields=["status", "decline_code", "decline_message"])
+
+
+def _approve(part: PaymentPart, result: ChargeResult) -> None:
+    part.status = PartStatus.APPROVED
+    part.transaction_id = result.transaction_id
+    part.approved_at = result.approved_at
+    part.card_brand, part.card_last4 = result.card.brand, result.card.last4
+    part.card_exp_month, part.card_exp_year = result.card.exp_month, result.card.exp_year
+    part.vault_token = result.vault_token
+    part.save()
+
+
+def _abandon(attempt: PaymentAttempt, error: InvalidRequest | GatewayMisconfigured) -> None:
+    """The gateway refused the request itself: nothing was charged on this part. Void what
+    earlier parts took, forget the attempt (its key is not used up) and say why."""
+    for part in attempt.parts.filter(status=PartStatus.APPROVED):
+        _void_part(part)
+    if attempt.parts.filter(status=PartStatus.APPROVED).exists():
+        return  # a void did not go through: keep the attempt for the reconciler
+    with transaction.atomic():
+        attempt.parts.all().delete()
+        attempt.delete()
+    if isinstance(error, GatewayMisconfigured):
+        logger.error("gateway misconfigured for practice %s: %s", attempt.practice_id, error)
+        raise PaymentsUnavailable(str(error))
+    raise PaymentRefused(
+        "payment_token", "The card details have expired or were already used. Enter them again."
+    )
+
+
+def _void_part(part: PaymentPart) -> bool:
+    try:
+        gateway_for(part.merchant_account).void(part.transaction_id)
+    except GatewayUnavailable:
+        return False
+    except InvalidRequest:
+        logger.exception("could not void %s", part.merchant_reference)
+        return False
+    _mark(part, PartStatus.VOIDED)
+    return True
+
+
+# --- 3. Settle --------------------------------------------------------------------------------
+
+
+def finish(attempt: PaymentAttempt) -> PaymentAttempt:
+    """Write the attempt's outcome from its parts' answers. Safe to call again (the reconciler
+    does): a settled attempt is left as it is."""
+    parts = list(attempt.parts.order_by("pk"))
+    statuses = {part.status for part in parts}
+    declined = bool(statuses & {PartStatus.DECLINED, PartStatus.VOIDED})
+    if declined:
+        # The whole payment is declined: give back what other parts took.
+        for part in parts:
+            if part.status == PartStatus.APPROVED:
+                _void_part(part)
+        statuses = {part.status for part in parts}
+    if PartStatus.APPROVED in statuses and declined:
+        outcome = Status.UNKNOWN  # a void has not gone through yet; the reconciler retries
+    elif declined:
+        outcome = Status.DECLINED
+    elif PartStatus.PENDING in statuses:
+        outcome = Status.UNKNOWN
+    else:
+        outcome = Status.SUCCEEDED
+    return retry_on_conflict(lambda: _settle(attempt.pk, outcome, parts))
+
+
+def _settle(attempt_id: int, outcome: str, parts: list[PaymentPart]) -> PaymentAttempt:
+    with transaction.atomic():
+        attempt = PaymentAttempt.objects.select_related("guarantor__practice").get(pk=attempt_id)
+        Guarantor.objects.select_for_update().filter(pk=attempt.guarantor_id).first()
+        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+        if attempt.is_settled or attempt.status == outcome:
+            return attempt
+        guarantor = attempt.guarantor
+        practice = guarantor.practice
+        actor = audit.Actor.system()
+        if outcome == Status.UNKNOWN:
+            attempt.status = outcome
+            attempt.save(update_fields=["status"])
+            audit.record(
+                "payments.attempt.unknown",
+                actor=actor,
+                practice=practice,
+                resource=("payment_attempt", str(attempt.pk)),
+                guarantor_id=guarantor.external_id,
+            )
+            return attempt
+        card = next((p for p in parts if p.card_last4), None)
+        receipt = Receipt(
+            practice=practice,
+            guarantor=guarantor,
+            number=ReceiptNumber.next(),
+            type=Receipt.Type.PAYMENT,
+            method=PaymentAttempt.Method(attempt.method).label,
+            source="POPS",
+            made_in_pops=True,
+            card_brand=card.card_brand if card else "",
+            card_last4=card.card_last4 if card else "",
+        )
+        if outcome == Status.SUCCEEDED:
+            group = attempt.group or resolve_group(practice)
+            approved_at = max(p.approved_at or clock.now() for p in parts)
+            receipt.date = clock.local_date(practice.time_zone, approved_at)
+            receipt.amount_cents = attempt.amount_cents
+            receipt.status = Receipt.Status.PAID
+            receipt.reference_batch = pops_batch(practice, receipt.date)
+            receipt.save()
+            post_payment(receipt, auto_post=group.auto_post)
+            _store_card(attempt, parts)
+        else:
+            first = next(p for p in parts if p.status in (PartStatus.DECLINED, PartStatus.VOIDED))
+            attempt.decline_code = first.decline_code or "declined"
+            attempt.decline_message = first.decline_message or "The payment was declined."
+            receipt.date = clock.local_date(practice.time_zone)
+            receipt.amount_cents = 0
+            receipt.status = Receipt.Status.UNSUCCESSFUL
+            receipt.save()
+        attempt.status, attempt.receipt, attempt.settled_at = outcome, receipt, clock.now()
+        attempt.save()
+        audit.record(
+            f"payments.payment.{'succeeded' if outcome == Status.SUCCEEDED else 'declined'}",
+            actor=actor,
+            practice=practice,
+            resource=("receipt", receipt.number),
+            guarantor_id=guarantor.external_id,
+            data={
+                "amount_cents": receipt.amount_cents,
+                "attempt": attempt.pk,
+                "transactions": [p.transaction_id for p in parts if p.transaction_id],
+                "decline_code": attempt.decline_code,
+            },
+        )
+        if outcome == Status.SUCCEEDED:
+            transaction.on_commit(lambda: _after_payment(attempt.pk))
+        return attempt
+
+
+def _store_card(attempt: PaymentAttempt, parts: list[PaymentPart]) -> None:
+    if not attempt.store_card:
+        return
+    for part in parts:
+        if part.vault_token and part.card_last4:
+            StoredCard.objects.get_or_create(
+                merchant_account_id=part.merchant_account_id,
+                vault_token=part.vault_token,
+                defaults={
+                    "practice_id": attempt.practice_id,
+                    "guarantor_id": attempt.guarantor_id,
+                    "brand": part.card_brand,
+                    "last4": part.card_last4,
+                    "exp_month": part.card_exp_month or 1,
+                    "exp_year": part.card_exp_year or 2000,
+                },
+            )
+
+
+def _after_payment(attempt_id: int) -> None:
+    """Work that follows a committed payment (the emailed receipt)."""
+    from pops.payments.services.notifications import send_receipt_email
+
+    send_receipt_email(attempt_id)
+
+
+def approved_on(attempt: PaymentAttempt) -> dt.date | None:
+    """The practice-local date the gateway approved the attempt, if it did."""
+    times = [p.approved_at for p in attempt.parts.all() if p.approved_at]
+    return clock.local_date(attempt.guarantor.practice.time_zone, max(times)) if times else None

@@ -1,0 +1,27 @@
+import pytest
+
+from pops.core.audit import Actor
+from pops.groups.services import prepare_practice
+from pops.ledger.models import Guarantor, Receipt
+from pops.ledger.services.balances import guarantor_balances
+from pops.payments.services.attempts import PaymentRequest, pay
+from tests.conftest import run_import
+from tests.payments.conftest import APPROVED, DECLINED, card_token
+from tests.test_import_documents import small_document
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_payment_posts_and_a_decline_leaves_a_zero_receipt():
+    practice = run_import(small_document()).practice
+    prepare_practice(practice, actor=Actor.command("tests"))
+    g = Guarantor.objects.get(external_id="2010")
+    a = pay(PaymentRequest(g, 2000, "k1", "f1", Actor.command("t"), payment_token=card_token(APPROVED)))
+    assert a.status == "succeeded", a.status
+    assert a.receipt.amount_cents == 2000 and a.receipt.reference_batch.description == "API Payments"
+    assert guarantor_balances(g, include_new_charges=False).current_balance == 3000
+    b = pay(PaymentRequest(g, 2000, "k2", "f2", Actor.command("t"), payment_token=card_token(DECLINED)))
+    assert b.status == "declined" and b.receipt.amount_cents == 0
+    assert b.receipt.status == Receipt.Status.UNSUCCESSFUL and b.receipt.reference_batch is None
+    again = pay(PaymentRequest(g, 2000, "k1", "f1", Actor.command("t"), payment_token="x"))
+    assert again.pk == a.pk
