@@ -241,7 +241,13 @@ def _plan_parts(
 def _charge(attempt: PaymentAttempt, request: PaymentRequest) -> None:
     """One gateway call per part, outside any transaction; stops at the first decline."""
     customer_id = f"{attempt.practice_id}-{request.guarantor.external_id}"
-    for part in attempt.parts.select_related("merchant_account").order_by("pk"):
+    parts = list(attempt.parts.select_related("merchant_account").order_by("pk"))
+    for index, part in enumerate(parts):
+        if index and parts[index - 1].status == PartStatus.DECLINED:
+            # One part was declined, so the payment is: the rest are never charged.
+            for rest in parts[index:]:
+                _mark(rest, PartStatus.DECLINED, code="not_charged")
+            return
         charge = ChargeRequest(
             merchant_reference=part.merchant_reference,
             amount_cents=part.amount_cents,
@@ -255,12 +261,10 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest) -> None:
             result = gateway_for(part.merchant_account).charge(charge)
         except Declined as declined:
             _mark(part, PartStatus.DECLINED, code=str(declined.code), message=declined.message)
-            return
         except GatewayUnavailable as error:
             if error.charge_may_have_happened:
-                return  # the part stays pending: only the gateway can tell now
+                return  # this part stays pending (only the gateway can tell), the rest too
             _mark(part, PartStatus.DECLINED, code="unavailable", message=UNREACHABLE)
-            return
         except (InvalidRequest, GatewayMisconfigured) as error:
             _abandon(attempt, error)
         else:
@@ -327,8 +331,10 @@ def finish(attempt: PaymentAttempt) -> PaymentAttempt:
             if part.status == PartStatus.APPROVED:
                 _void_part(part)
         statuses = {part.status for part in parts}
-    if PartStatus.APPROVED in statuses and declined:
-        outcome = Status.UNKNOWN  # a void has not gone through yet; the reconciler retries
+    if declined and statuses & {PartStatus.APPROVED, PartStatus.PENDING}:
+        # A void has not gone through yet, or a part's charge may have happened: the
+        # reconciler asks the gateway, voids what it took, and declines the payment.
+        outcome = Status.UNKNOWN
     elif declined:
         outcome = Status.DECLINED
     elif PartStatus.PENDING in statuses:
@@ -382,7 +388,8 @@ def _settle(attempt_id: int, outcome: str, parts: list[PaymentPart]) -> PaymentA
             post_payment(receipt, auto_post=group.auto_post)
             _store_card(attempt, parts)
         else:
-            first = next(p for p in parts if p.status in (PartStatus.DECLINED, PartStatus.VOIDED))
+            declines = [p for p in parts if p.decline_code not in ("", "not_charged")]
+            first = declines[0] if declines else parts[0]
             attempt.decline_code = first.decline_code or "declined"
             attempt.decline_message = first.decline_message or "The payment was declined."
             receipt.date = clock.local_date(practice.time_zone)
