@@ -12,16 +12,27 @@ from tests.test_import_documents import small_document
 pytestmark = pytest.mark.django_db
 
 
+def _request(guarantor, key, fingerprint, token):
+    actor = Actor.command("t")
+    return PaymentRequest(guarantor, 2000, key, fingerprint, actor, payment_token=token)
+
+
 def test_a_payment_posts_and_a_decline_leaves_a_zero_receipt():
     practice = run_import(small_document()).practice
     prepare_practice(practice, actor=Actor.command("tests"))
     g = Guarantor.objects.get(external_id="2010")
-    a = pay(PaymentRequest(g, 2000, "k1", "f1", Actor.command("t"), payment_token=card_token(APPROVED)))
+
+    a = pay(_request(g, "k1", "f1", card_token(APPROVED)))
     assert a.status == "succeeded", a.status
-    assert a.receipt.amount_cents == 2000 and a.receipt.reference_batch.description == "API Payments"
+    assert a.receipt.amount_cents == 2000
+    assert a.receipt.reference_batch.description == "API Payments"
     assert guarantor_balances(g, include_new_charges=False).current_balance == 3000
-    b = pay(PaymentRequest(g, 2000, "k2", "f2", Actor.command("t"), payment_token=card_token(DECLINED)))
-    assert b.status == "declined" and b.receipt.amount_cents == 0
-    assert b.receipt.status == Receipt.Status.UNSUCCESSFUL and b.receipt.reference_batch is None
-    again = pay(PaymentRequest(g, 2000, "k1", "f1", Actor.command("t"), payment_token="x"))
+
+    b = pay(_request(g, "k2", "f2", card_token(DECLINED)))
+    assert b.status == "declined"
+    assert b.receipt.amount_cents == 0
+    assert b.receipt.status == Receipt.Status.UNSUCCESSFUL
+    assert b.receipt.reference_batch is None
+
+    again = pay(_request(g, "k1", "f1", "x"))
     assert again.pk == a.pk
