@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+PORT ?= 8000
 
 .PHONY: demo test lint format bench clean chromium
 
@@ -19,9 +20,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	@mkdir -p var
-	$(BIN)/pops migrate --no-input
-	$(BIN)/pops demo
-	$(BIN)/pops runserver 127.0.0.1:8000 --noreload
+	@echo "Migrating var/pops.sqlite3 ..."
+	@$(BIN)/pops migrate --no-input -v 0
+	@$(BIN)/pops demo
+	@echo
+	@echo "Serving on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
+	@$(BIN)/pops runserver 127.0.0.1:$(PORT) --noreload
 
 # Debian's chromium, for the browser tests (never a downloaded browser build).
 chromium:

@@ -52,3 +52,23 @@ def test_audit_masks_secret_looking_values():
         data={"api_key": "pops_abc", "nested": {"card_number": "4111"}, "count": 3},
     )
     assert event.data == {"api_key": "***", "nested": {"card_number": "***"}, "count": 3}
+
+
+def test_audit_keeps_values_whose_keys_only_look_like_secrets():
+    data = {
+        "decline_code": "insufficient_funds",
+        "idempotency_key": "k-1",
+        "card_last4": "1111",
+        "one_time_code": "123456",
+        "payment_token": "tok",
+        "password_hash": "x",
+    }
+    event = record("test.happened", actor=Actor.command("tests"), data=data)
+    assert event.data == {
+        "decline_code": "insufficient_funds",
+        "idempotency_key": "k-1",
+        "card_last4": "1111",
+        "one_time_code": "***",
+        "payment_token": "***",
+        "password_hash": "***",
+    }

@@ -3,7 +3,9 @@ second run (even on a later day) changes nothing."""
 
 import datetime as dt
 import io
+import json
 import re
+import subprocess
 from collections import defaultdict
 from zoneinfo import ZoneInfo
 
@@ -376,3 +378,26 @@ def test_the_command_says_when_nothing_changed():
     call_command("demo", "--all", stdout=out)
     assert "nothing changed" in out.getvalue()
     assert len([line for line in out.getvalue().splitlines() if re.match(r"  10\d\d ", line)]) > 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_printed_payment_commands_pay_against_a_running_server(live_server):
+    """What `pops demo` tells a person to paste takes a real payment (curl and bash, as typed)."""
+    info = build_demo(Actor.command("demo"))
+    before = guarantor_balances(
+        Guarantor.objects.get(external_id="1001"), include_new_charges=False
+    ).current_balance
+    script = "\n".join(info.pay_commands()).replace("http://127.0.0.1:8000", live_server.url)
+
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["status"] == "Paid"
+    assert answer["amount"] == "10.00"
+    after = guarantor_balances(
+        Guarantor.objects.get(external_id="1001"), include_new_charges=False
+    ).current_balance
+    assert before - after == 1000

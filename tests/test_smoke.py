@@ -1,3 +1,8 @@
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from django.db import connection
 
@@ -41,3 +46,30 @@ def test_the_home_page_styles_are_allowed_by_its_security_policy(client):
 
 def test_the_favicon_answers(client):
     assert client.get("/favicon.ico").status_code == 301
+
+
+def _settings_under(env: dict[str, str]) -> dict[str, object]:
+    """SANDBOX_GATEWAY_ENABLED and PAN_GUARD_EXEMPT_PATHS as a fresh process reads them."""
+    code = (
+        "import json, pops.settings as s; "
+        "print(json.dumps([s.SANDBOX_GATEWAY_ENABLED, list(s.PAN_GUARD_EXEMPT_PATHS)]))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SANDBOX_GATEWAY_ENABLED")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, "SECRET_KEY": "test-only", **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    enabled, exempt = json.loads(done.stdout)
+    return {"enabled": enabled, "exempt": exempt}
+
+
+def test_the_sandbox_gateway_is_on_by_default_and_off_in_production():
+    assert _settings_under({}) == {"enabled": True, "exempt": ["/sandbox-gateway/tokens"]}
+    assert _settings_under({"DEBUG": "false"}) == {"enabled": False, "exempt": []}
+    assert _settings_under({"DEBUG": "false", "SANDBOX_GATEWAY_ENABLED": "true"}) == {
+        "enabled": True,
+        "exempt": ["/sandbox-gateway/tokens"],
+    }

@@ -49,11 +49,13 @@ INSTALLED_APPS = [
     "pops.api",
     "pops.payments",
     "pops.payments.gateways.sandbox",
+    "pops.notify",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "pops.core.middleware.RejectControlCharacters",
+    "pops.core.pan_guard.CardNumberGuard",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -157,8 +159,42 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Sandbox gateway --------------------------------------------------------------------------
-# The built-in stand-in for a card gateway (/sandbox-gateway/); switch it off in production.
-SANDBOX_GATEWAY_ENABLED = envbool("SANDBOX_GATEWAY_ENABLED", "true")
+# The built-in stand-in for a card gateway (/sandbox-gateway/): on by default and in the demo,
+# off in production (DEBUG off) unless asked for. Its tokenization endpoint is the one path the
+# card-number guard lets card numbers through; with the Sandbox off, no path is exempt.
+SANDBOX_GATEWAY_ENABLED = envbool("SANDBOX_GATEWAY_ENABLED", "true" if DEBUG else "false")
+PAN_GUARD_EXEMPT_PATHS: tuple[str, ...] = (
+    ("/sandbox-gateway/tokens",) if SANDBOX_GATEWAY_ENABLED else ()
+)
+
+# --- Email ----------------------------------------------------------------------------------
+# Emailed receipts and notices go through Django's email backends (pops.notify.email). In DEBUG
+# (the demo) they are written as files under var/mail; otherwise SMTP, configured here. Set
+# EMAIL_BACKEND to any Django backend, e.g. django.core.mail.backends.console.EmailBackend.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.filebased.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = Path(os.environ.get("EMAIL_FILE_PATH", VAR_DIR / "mail"))
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "587")
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envsecret("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "true")
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", "false")
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", "10")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "POPS <no-reply@localhost>")
+# Emails are sent as background tasks (django-tasks). For now the immediate backend runs them
+# in the request, right after the payment commits; a worker backend can replace it here.
+TASKS = {
+    "default": {
+        "BACKEND": os.environ.get(
+            "TASKS_BACKEND", "django_tasks.backends.immediate.ImmediateBackend"
+        )
+    }
+}
 
 # --- API ------------------------------------------------------------------------------------
 # The import endpoint takes documents up to 20 MB; larger loads go through `pops import`.
@@ -170,6 +206,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"withhold_card_numbers": {"()": "pops.core.card_numbers.WithholdCardNumbers"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # Request lines name the path; one holding a card number is withheld (S-3).
+    "loggers": {
+        name: {"filters": ["withhold_card_numbers"]} for name in ("django.request", "django.server")
+    },
 }

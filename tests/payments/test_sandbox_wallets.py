@@ -104,7 +104,7 @@ def test_the_sheet_endpoint_returns_a_payload_the_adapter_accepts(client, gatewa
 def test_the_sheet_endpoint_refuses_an_unknown_card_choice(client):
     response = client.post(
         "/sandbox-gateway/wallets/google-pay/tokens",
-        data={"card": "4111111111111111"},
+        data={"card": "not-a-card"},
         content_type="application/json",
     )
 

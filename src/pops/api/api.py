@@ -2,7 +2,7 @@ from ninja import NinjaAPI
 
 from pops.api import errors
 from pops.api.auth import PracticeKey
-from pops.api.routers import guarantors, imports
+from pops.api.routers import batches, guarantors, imports, payments, receipt_actions, receipts
 
 api = NinjaAPI(
     title="POPS API",
@@ -18,3 +18,7 @@ api = NinjaAPI(
 errors.install(api)
 api.add_router("", imports.router)
 api.add_router("", guarantors.router)
+api.add_router("", payments.router)
+api.add_router("", batches.router)
+api.add_router("", receipts.router)
+api.add_router("", receipt_actions.router)

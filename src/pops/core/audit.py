@@ -8,7 +8,20 @@ from django.http import HttpRequest
 
 from pops.core.models import AuditEvent, User
 
-SECRET_KEYS = ("password", "token", "secret", "key", "code", "card", "cvv", "pan")
+# Values never written to the audit log, by the words of their key ("api_key", "card_number",
+# "one_time_code"): a key is masked when one of its snake_case words is secret, or when it is
+# exactly one of the key names below. "decline_code", "idempotency_key" and "card_last4" are not.
+SECRET_WORDS = frozenset(
+    {"password", "passcode", "token", "secret", "cvv", "cvc", "pan", "otp", "credentials"}
+)
+SECRET_KEYS = frozenset(
+    {"key", "api_key", "code", "one_time_code", "verification_code", "card", "card_number"}
+)
+
+
+def _is_secret(key: str) -> bool:
+    name = key.lower()
+    return name in SECRET_KEYS or not SECRET_WORDS.isdisjoint(name.split("_"))
 
 
 @dataclass(frozen=True)
@@ -35,7 +48,7 @@ class Actor:
 def _masked(data: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if any(word in key.lower() for word in SECRET_KEYS):
+        if _is_secret(key):
             out[key] = "***"
         elif isinstance(value, Mapping):
             out[key] = _masked(value)

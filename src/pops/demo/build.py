@@ -31,6 +31,8 @@ BASE_URL = "http://127.0.0.1:8000"
 DEMO_API_KEY = "pops_demo_key_for_local_use_only"
 DEMO_KEY_NAME = "Demo key (published; local use only)"
 EXAMPLE_GUARANTOR = "1001"
+# The Sandbox's approved test card, as the demo's payment commands send it to the Sandbox.
+DEMO_CARD = {"card_number": "4111 1111 1111 1111", "exp": "12/30", "cvv": "123"}
 NEW_CHARGES_GUARANTOR = "1006"
 
 # The default Group carries the practice's own branding.
@@ -114,6 +116,21 @@ class DemoInfo:
             f'"{BASE_URL}/api/v1/guarantors/{guarantor_id}/balances{query}"'
         )
 
+    def pay_commands(self, guarantor_id: str = EXAMPLE_GUARANTOR) -> list[str]:
+        """Ready-to-paste commands that pay $10.00 with the Sandbox's approved test card: a token
+        from the Sandbox's tokenization endpoint (standing where a processor's hosted card fields
+        would), then the payment, under an idempotency key of the caller's choosing."""
+        card = json.dumps(DEMO_CARD)
+        payment = json.dumps({"guarantor": guarantor_id, "amount": "10.00"})[:-1]
+        return [
+            f"TOKEN=$(curl -s -X POST {BASE_URL}/sandbox-gateway/tokens "
+            f"-H 'Content-Type: application/json' -d '{card}' "
+            """| python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')""",
+            f'curl -s -X POST -H "Authorization: Bearer {self.api_key}" '
+            '-H "Idempotency-Key: demo-$RANDOM" -H "Content-Type: application/json" '
+            f"-d '{payment}, \"payment_token\": \"'$TOKEN'\"}}' {BASE_URL}/api/v1/payments",
+        ]
+
     @property
     def next_steps(self) -> list[str]:
         """What a person does next; a step's later lines are commands to paste. Later issues add
@@ -125,6 +142,9 @@ class DemoInfo:
             f"See a Group option at work: guarantor {NEW_CHARGES_GUARANTOR} has a visit since "
             f"a paid statement, which the {SECOND_GROUP_SLUG} Group counts in Amount Due:\n"
             f"{self.curl(NEW_CHARGES_GUARANTOR, SECOND_GROUP_SLUG)}",
+            f"Pay $10.00 for guarantor {EXAMPLE_GUARANTOR} with the Sandbox's test card "
+            "(4000 0000 0000 0002 is declined; docs/payments.md lists the others):\n"
+            + "\n".join(self.pay_commands()),
             f"Read the API schema: {BASE_URL}/api/v1/openapi.json",
             "Load your own data: pops import FILE.json (the format is in docs/import.md)",
         ]

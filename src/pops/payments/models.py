@@ -185,6 +185,8 @@ class PaymentPart(models.Model):
     card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
     card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     vault_token = models.CharField(max_length=100, blank=True)
+    # Given back by settled refunds: the sum of its refunded `RefundPart`s, kept as a running
+    # figure so the database itself refuses refunds above the amount (the check below).
     refunded_cents = models.BigIntegerField(default=0)
 
     class Meta:
@@ -201,9 +203,142 @@ class PaymentPart(models.Model):
         return self.transaction_id or self.merchant_reference
 
 
+class VoidRequest(models.Model):
+    """A void of a POPS payment receipt, recorded before the gateway is asked to void it.
+
+    Written under the guarantor's row lock once the rules allow the void (the receipt's own
+    practice-local day, no refund made or under way), it is the mark every later step reads:
+
+    - while it exists and the receipt is still Paid, the void is under way: a refund of the
+      payment is refused, and a retry (or `complete_interrupted_voids`) finishes it, even on a
+      later day, because the card processor may already have voided the money;
+    - the receipt marked Voided is the end of it; the row stays as the record of who asked, when
+      and why.
+
+    It is deleted only when the gateway refused the void before voiding anything (then nothing
+    happened, and the payment may be refunded instead).
+    """
+
+    receipt = models.OneToOneField(
+        "ledger.Receipt", on_delete=models.PROTECT, related_name="void_request"
+    )
+    reason = models.CharField(max_length=300)
+    actor_type = models.CharField(max_length=10)
+    actor_label = models.CharField(max_length=150)
+    requested_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="void_request_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Void of receipt {self.receipt_id}"
+
+
+class RefundAttempt(models.Model):
+    """One refund asked for, from the moment it is accepted until its Patient Refund receipt.
+
+    The refund's counterpart of `PaymentAttempt`: `idempotency_key` is unique per practice, so
+    the same key can never refund twice; the same key for another payment or amount is a reuse
+    of the key, refused. Its parts say which gateway transaction of the payment gives back how
+    much. The status moves `processing -> succeeded`, or through `interrupted` (and back to
+    `processing` on a retry) while the gateway has not confirmed every part. An attempt the
+    gateway refused before anything could have been refunded is deleted: nothing happened, and
+    the key is free again. Until it succeeds its amount is reserved, so other refunds of the
+    payment cannot take it.
+    """
+
+    class Status(models.TextChoices):
+        PROCESSING = "processing"
+        INTERRUPTED = "interrupted"
+        SUCCEEDED = "succeeded"
+
+    UNDER_WAY = (Status.PROCESSING, Status.INTERRUPTED)
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey(
+        "ledger.Receipt", on_delete=models.PROTECT, related_name="refund_attempts"
+    )
+    idempotency_key = models.CharField(max_length=255)
+    amount_cents = models.BigIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PROCESSING)
+    # The Patient Refund receipt, once the refund is settled.
+    receipt = models.OneToOneField(
+        "ledger.Receipt",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="refund_attempt",
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When a call last worked on it: one still `processing` long after was abandoned.
+    touched_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "idempotency_key"], name="refund_attempt_key_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_cents__gt=0), name="refund_attempt_amount_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="succeeded", receipt__isnull=False, settled_at__isnull=False)
+                | (~Q(status="succeeded") & Q(receipt__isnull=True, settled_at__isnull=True)),
+                name="refund_attempt_receipt_iff_succeeded",
+            ),
+        ]
+        indexes = [models.Index(fields=["payment", "status"]), models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"Refund attempt {self.pk} ({self.status})"
+
+
+class RefundPart(models.Model):
+    """One gateway refund of a refund attempt: `amount_cents` of payment part `payment_part`,
+    asked for under `merchant_reference` (the gateway makes one refund per reference, so asking
+    again never refunds twice). `transaction_id` is the gateway's refund transaction number, the
+    Transaction Number its Patient Refund receipt shows; it is written as soon as the gateway
+    answers. `uncertain` says a call may have refunded it without answering."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # not asked yet, or the answer never came (ask again)
+        REFUNDED = "refunded"
+
+    refund = models.ForeignKey(RefundAttempt, on_delete=models.PROTECT, related_name="parts")
+    payment_part = models.ForeignKey(PaymentPart, on_delete=models.PROTECT, related_name="refunds")
+    merchant_reference = models.CharField(max_length=100, unique=True)
+    amount_cents = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    transaction_id = models.CharField(max_length=100, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    uncertain = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="refund_part_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(status="refunded") & ~Q(transaction_id="")
+                | Q(status="pending", transaction_id=""),
+                name="refund_part_transaction_iff_refunded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.transaction_id or self.merchant_reference
+
+
 class StoredCard(models.Model):
     """A card kept in the gateway's vault for a guarantor: the vault token, brand, last 4 and
-    expiry, and nothing more can be stored. Not editable: a changed card is a new card."""
+    expiry, and nothing more can be stored. Not editable: a changed card is a new card.
+
+    The database holds it to that (S-4), on SQLite as on PostgreSQL (where a column's length is
+    not enforced by SQLite itself): the last 4 are exactly four digits, the brand is a short name
+    with no digit in it, so that no column but the gateway's opaque token could take more of a
+    card number, and the expiry month is a month."""
 
     practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="+")
     guarantor = models.ForeignKey(
@@ -224,7 +359,18 @@ class StoredCard(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["merchant_account", "vault_token"], name="stored_card_unique"
-            )
+            ),
+            # \A and \Z anchor the whole value alike in PostgreSQL's regular expressions and in
+            # Python's (which SQLite's REGEXP calls); "$" would let a trailing newline through.
+            models.CheckConstraint(
+                condition=Q(last4__regex=r"\A[0-9]{4}\Z"), name="stored_card_last4_four_digits"
+            ),
+            models.CheckConstraint(
+                condition=Q(brand__regex=r"\A[^0-9]{1,20}\Z"), name="stored_card_brand_short"
+            ),
+            models.CheckConstraint(
+                condition=Q(exp_month__gte=1, exp_month__lte=12), name="stored_card_exp_month"
+            ),
         ]
 
     def __str__(self) -> str:

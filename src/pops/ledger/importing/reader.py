@@ -8,9 +8,6 @@ from typing import IO, Any
 
 import ijson
 
-_OPEN = ("start_map", "start_array")
-_CLOSE = ("end_map", "end_array")
-
 
 class MalformedDocument(ValueError):
     """The bytes are not a JSON object. `path` names where reading stopped: the section or
@@ -58,19 +55,43 @@ MAX_DEPTH = 32
 
 
 def _build(first_event: str, first_value: Any, events: Iterator[tuple[str, Any]]) -> Any:
-    builder = ijson.ObjectBuilder()
-    builder.event(first_event, first_value)
-    depth = 1 if first_event in _OPEN else 0
-    while depth:
-        event, value = next(events)
-        builder.event(event, value)
-        if event in _OPEN:
-            depth += 1
-            if depth > MAX_DEPTH:
+    """The value that starts with `first_event`, built from the events that follow.
+
+    The same values ijson's ObjectBuilder makes (a repeated key keeps its last value), built
+    here without a method call per event: this is the innermost loop of an import."""
+    if first_event == "start_map":
+        root: Any = {}
+    elif first_event == "start_array":
+        root = []
+    else:
+        return first_value
+    stack: list[Any] = [root]
+    container: Any = root
+    key: Any = None
+    for event, value in events:
+        if event == "map_key":
+            key = value
+            continue
+        if event == "end_map" or event == "end_array":
+            stack.pop()
+            if not stack:
+                return root
+            container = stack[-1]
+            continue
+        if event == "start_map":
+            value = {}
+        elif event == "start_array":
+            value = []
+        if type(container) is dict:
+            container[key] = value
+        else:
+            container.append(value)
+        if event == "start_map" or event == "start_array":
+            stack.append(value)
+            if len(stack) > MAX_DEPTH:
                 raise MalformedDocument(f"values nest more than {MAX_DEPTH} deep")
-        elif event in _CLOSE:
-            depth -= 1
-    return builder.value
+            container = value
+    raise StopIteration
 
 
 def read_sections(

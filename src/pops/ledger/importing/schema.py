@@ -14,6 +14,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
     field_validator,
 )
@@ -22,20 +23,42 @@ from pydantic_core import PydanticCustomError
 from pops.core.money import AMOUNT_HINT, AmountError, parse_amount
 from pops.ledger.models import ID_LENGTH
 
+# An import repeats the same few amounts and dates many times: each text is parsed once
+# (only valid ones are kept; a bad one is refused by the parser each time, with its message).
+_CACHE_LIMIT = 100_000
+_amounts: dict[str, int] = {}
+_dates: dict[str, dt.date] = {}
+
 
 def _amount(value: Any) -> int:
+    if type(value) is str:
+        cents = _amounts.get(value)
+        if cents is not None:
+            return cents
     try:
-        return parse_amount(value)
+        cents = parse_amount(value)
     except AmountError:
         raise PydanticCustomError("amount", f"must be {AMOUNT_HINT}") from None
+    if len(_amounts) >= _CACHE_LIMIT:
+        _amounts.clear()
+    _amounts[value] = cents
+    return cents
 
 
 def _iso_date(value: Any) -> dt.date:
-    if isinstance(value, str):
+    if type(value) is str:
+        date = _dates.get(value)
+        if date is not None:
+            return date
         try:
-            return dt.date.fromisoformat(value)
+            date = dt.date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            if len(_dates) >= _CACHE_LIMIT:
+                _dates.clear()
+            _dates[value] = date
+            return date
     raise PydanticCustomError("date", "must be a date like 2026-11-26")
 
 
@@ -301,3 +324,93 @@ class ImportDocument(BaseModel):
     receipts: list[ReceiptIn] | None = None
     statements: list[StatementIn] | None = None
     appointments: list[AppointmentIn] | None = None
+
+
+# --- the fast path ------------------------------------------------------------------------------
+#
+# Most items carry only printable ASCII text, which `Item.storable_text` always lets through. For
+# them, twins of the models without that check (one call per field) do the validating; whatever a
+# twin refuses is validated again by the model itself, so problems read exactly as before.
+
+
+def _plain(value: Any) -> bool:
+    """Every text in `value` is printable ASCII (then it holds no control character)."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii() and value.isprintable()
+    if kind is dict:
+        return all(_plain(item) for item in value.values())
+    if kind is list:
+        return all(_plain(item) for item in value)
+    return True
+
+
+def _unchecked(value: Any) -> Any:
+    return value
+
+
+_SKIP_TEXT_CHECK: Any = field_validator("__none__", check_fields=False)(classmethod(_unchecked))
+
+
+class _NamedFast(NamedIn):
+    storable_text = _SKIP_TEXT_CHECK
+
+
+class _GuarantorFast(GuarantorIn):
+    storable_text = _SKIP_TEXT_CHECK
+
+
+class _PatientFast(PatientIn):
+    storable_text = _SKIP_TEXT_CHECK
+
+
+class _CollectionsFast(CollectionsIn):
+    storable_text = _SKIP_TEXT_CHECK
+
+
+class _LineFast(LineIn):
+    storable_text = _SKIP_TEXT_CHECK
+
+
+class _EncounterFast(EncounterIn):
+    storable_text = _SKIP_TEXT_CHECK
+    collections: _CollectionsFast | None = None
+    lines: list[_LineFast] = Field(default_factory=list, max_length=999)  # type: ignore[assignment]
+
+
+class _ApplicationFast(ApplicationIn):
+    storable_text = _SKIP_TEXT_CHECK
+
+
+class _ReceiptFast(ReceiptIn):
+    storable_text = _SKIP_TEXT_CHECK
+    applications: list[_ApplicationFast] = Field(default_factory=list, max_length=9999)  # type: ignore[assignment]
+
+
+class _StatementFast(StatementIn):
+    storable_text = _SKIP_TEXT_CHECK
+
+
+class _AppointmentFast(AppointmentIn):
+    storable_text = _SKIP_TEXT_CHECK
+
+
+_FAST: dict[type[Item], type[Item]] = {
+    NamedIn: _NamedFast,
+    GuarantorIn: _GuarantorFast,
+    PatientIn: _PatientFast,
+    EncounterIn: _EncounterFast,
+    ReceiptIn: _ReceiptFast,
+    StatementIn: _StatementFast,
+    AppointmentIn: _AppointmentFast,
+}
+
+
+def validate_item(model: type[Item], value: Any) -> Item:
+    """`model.model_validate(value)`, faster for items whose text is all printable ASCII."""
+    if _plain(value):
+        try:
+            return _FAST[model].model_validate(value)
+        except ValidationError:
+            pass
+    return model.model_validate(value)

@@ -5,7 +5,7 @@ into, so a later POPS receipt that date opens a new one. Never closed automatica
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, Sum
 
 from pops.core import audit, clock
@@ -26,8 +26,8 @@ def pops_batch(practice: Practice, date: dt.date) -> ReferenceBatch:
         found = ReferenceBatch.objects.filter(
             practice=practice, date=date, is_pops=True, status=ReferenceBatch.Status.OPEN
         ).first()
-        if found is not None:
-            return found
+        if found is not None and _held_open(found):
+            return found  # (one closed a moment ago is not: open a new one)
         try:
             with transaction.atomic():
                 return ReferenceBatch.objects.create(
@@ -40,6 +40,20 @@ def pops_batch(practice: Practice, date: dt.date) -> ReferenceBatch:
         except IntegrityError:
             continue  # another payment opened it a moment ago: join that one
     raise RuntimeError("could not open or find the POPS batch")  # pragma: no cover
+
+
+def _held_open(batch: ReferenceBatch) -> bool:
+    """Whether `batch` is still open, holding it so until the caller's transaction ends: a
+    FOR KEY SHARE row lock, which close_batch's FOR UPDATE waits for and other payments do not
+    (no hot row). On SQLite the write lock every transaction takes at BEGIN already does it."""
+    if connection.vendor != "postgresql":
+        return True
+    table = connection.ops.quote_name(ReferenceBatch._meta.db_table)
+    sql = f"SELECT status FROM {table} WHERE id = %s FOR KEY SHARE"  # noqa: S608 (our own table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [batch.pk])
+        row = cursor.fetchone()
+    return row is not None and row[0] == ReferenceBatch.Status.OPEN
 
 
 @transaction.atomic

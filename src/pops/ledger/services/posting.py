@@ -6,8 +6,9 @@ change through F() expressions, never read-modify-write. Every movement is a Led
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db.models import F
+from django.db.models import F, Q, Sum
 
 from pops.ledger.models import Account, Application, LedgerEntry, Receipt, ServiceLine
 from pops.ledger.services.balances import REMAINING
@@ -122,7 +123,12 @@ def _reverse(entry: LedgerEntry, amount: int) -> LedgerEntry:
 
 
 def reverse_receipt(receipt: Receipt) -> None:
-    """Undo everything a receipt posted (a void): reversing entries, applications removed."""
+    """Undo everything a payment receipt posted (a void): reversing entries for what is still
+    live of each of its entries, its applications removed and its lines' patient paid lowered.
+    Safe to call twice (nothing is left to reverse the second time). A receipt that was refunded
+    cannot be reversed: its refunds have already given part of its money back."""
+    if Receipt.objects.filter(refund_of=receipt, status=Receipt.Status.PAID).exists():
+        raise ValueError(f"receipt {receipt.number} has refunds and cannot be reversed")
     live = _live_entries(receipt)
     LedgerEntry.objects.bulk_create([_reverse(entry, entry.amount_cents) for entry in live])
     for application in Application.objects.filter(receipt=receipt):
@@ -132,10 +138,71 @@ def reverse_receipt(receipt: Receipt) -> None:
     Application.objects.filter(receipt=receipt).delete()
 
 
+@dataclass(frozen=True)
+class Refundable:
+    """What of a payment receipt's money the ledger can still give back: `unapplied` (its money
+    on no line, never more than the guarantor's Unapplied Funds) and `applied` (on its lines)."""
+
+    unapplied: int
+    applied: int
+
+    @property
+    def total(self) -> int:
+        return self.unapplied + self.applied
+
+
+def refundable(original: Receipt, *, leaving_out: Receipt | None = None) -> Refundable:
+    """The receipt's money still in the ledger: what it received, less its refunds, split into
+    what sits on lines (its applications) and what does not. The unapplied part is capped by
+    the guarantor's Unapplied Funds, which a refund or an application made elsewhere (an
+    import) may have lowered. `leaving_out` is a refund receipt not to count (the one being
+    posted, already saved)."""
+    if original.status != Receipt.Status.PAID or original.type != Receipt.Type.PAYMENT:
+        return Refundable(0, 0)
+    paid = Receipt.objects.filter(status=Receipt.Status.PAID)
+    if leaving_out is not None and leaving_out.pk is not None:
+        paid = paid.exclude(pk=leaving_out.pk)
+    applied = Application.objects.filter(receipt=original).aggregate(
+        total=Sum("amount_cents", default=0)
+    )["total"]
+    refunded = paid.filter(refund_of=original).aggregate(total=Sum("amount_cents", default=0))[
+        "total"
+    ]
+    money = paid.filter(guarantor_id=original.guarantor_id).aggregate(
+        payments=Sum("amount_cents", filter=Q(type=Receipt.Type.PAYMENT), default=0),
+        refunds=Sum("amount_cents", filter=Q(type=Receipt.Type.REFUND), default=0),
+    )
+    guarantor_applied = Application.objects.filter(guarantor_id=original.guarantor_id).aggregate(
+        total=Sum("amount_cents", default=0)
+    )["total"]
+    guarantor_unapplied = money["payments"] - money["refunds"] - guarantor_applied
+    own_unapplied = original.amount_cents - refunded - applied
+    return Refundable(max(0, min(own_unapplied, guarantor_unapplied)), applied)
+
+
 def post_refund(refund: Receipt, original: Receipt) -> None:
-    """Give `refund.amount_cents` of `original` back: the money comes off its lines (latest
-    applications first), then out of unapplied funds, and leaves as a refund entry."""
-    left = refund.amount_cents
+    """Give `refund.amount_cents` of `original` back, as a Patient Refund receipt's entries.
+
+    The money comes first out of what of `original` sits in no line (its unapplied part: an
+    overpayment, or a payment left unposted), so a refund of a credit does not reopen paid
+    visits; then off its lines, latest application first, by entries reversing part (or all)
+    of the application entries; and it leaves as one refund entry (unapplied -> cash) on the
+    refund receipt. Either way Current Balance rises by the refunded amount (as far as the
+    guarantor's remaining credit does not still cover the open lines).
+
+    Call it with the guarantor's row lock held, after saving `refund` (Paid, type refund,
+    `refund_of=original`). Raises ValueError, writing nothing, when the ledger holds less of
+    `original` than the refund asks for.
+    """
+    if refund.refund_of_id != original.pk or refund.type != Receipt.Type.REFUND:
+        raise ValueError("a refund receipt must name the payment it refunds")
+    available = refundable(original, leaving_out=refund)
+    if refund.amount_cents <= 0 or refund.amount_cents > available.total:
+        raise ValueError(
+            f"receipt {original.number} has {available.total} cents left in the ledger, "
+            f"not {refund.amount_cents}"
+        )
+    left = refund.amount_cents - min(refund.amount_cents, available.unapplied)
     entries: list[LedgerEntry] = []
     applications = {a.line_id: a for a in Application.objects.filter(receipt=original)}
     live = [e for e in _live_entries(original) if e.kind == Kind.APPLICATION]

@@ -11,8 +11,12 @@ reads only `LedgerEntry` rows and derives, by the accounts each entry moves mone
 - a guarantor's unapplied  = net of the unapplied account (credits add, debits subtract).
 
 Reversals need no special case: a reversing entry swaps the accounts, so it cancels the entry it
-reverses. The stored figures are the ones the balances are computed from: the line amounts
-(billed - adjusted - insurance paid - pending insurance), `ServiceLine.patient_paid_cents`, the
+reverses. A reversal undoes all of its entry, except that an application entry may be undone in
+parts (each refund takes part of a payment off a line), as long as its reversals add up to no
+more than the entry.
+
+The stored figures are the ones the balances are computed from: the line amounts (billed -
+adjusted - insurance paid - pending insurance), `ServiceLine.patient_paid_cents`, the
 Application rows, and the Paid receipts.
 
 The comparison walks a practice in chunks of lines, receipts and guarantors (keyset pages), so
@@ -23,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Model, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, Model, Q, QuerySet, Sum
 
 from pops.core.money import format_amount
 from pops.ledger.models import (
@@ -140,6 +144,8 @@ def _pages(queryset: QuerySet) -> Iterator[list[int]]:
         if not page:
             return
         yield page
+        if len(page) < CHUNK:
+            return  # the last page: no need to ask for the next one
         last = page[-1]
 
 
@@ -272,7 +278,8 @@ def _compare_guarantors(guarantor_ids: list[int]) -> list[Difference]:
 
 def entry_problems(practice_id: int) -> list[Difference]:
     """Entries that break the ledger's rules: accounts or references their kind does not
-    allow, reversals that do not mirror the entry they reverse, entries reversed twice."""
+    allow, reversals that do not mirror the entry they reverse (an application entry may be
+    reversed in parts), entries reversed twice or, in parts, for more than their amount."""
     entries = LedgerEntry.objects.filter(practice_id=practice_id)
     allowed = Q()
     for kind, (accounts, references) in _KIND_RULES.items():
@@ -283,13 +290,13 @@ def entry_problems(practice_id: int) -> list[Difference]:
         .order_by("pk")
         .values_list("pk", "kind", "debit", "credit")
     ]
+    partial = Q(kind=LedgerEntry.Kind.APPLICATION, reverses__amount_cents__gt=F("amount_cents"))
     mirrored = Q(
         reverses__kind=F("kind"),
         reverses__debit=F("credit"),
         reverses__credit=F("debit"),
-        reverses__amount_cents=F("amount_cents"),
         reverses__guarantor_id=F("guarantor_id"),
-    )
+    ) & (Q(reverses__amount_cents=F("amount_cents")) | partial)
     same_line = Q(line__isnull=True, reverses__line__isnull=True) | Q(reverses__line=F("line"))
     same_receipt = Q(receipt__isnull=True, reverses__receipt__isnull=True) | Q(
         reverses__receipt=F("receipt")
@@ -301,14 +308,23 @@ def entry_problems(practice_id: int) -> list[Difference]:
         .order_by("pk")
         .values_list("pk", "reverses_id")
     ]
+    reversals = entries.filter(reverses__isnull=False).order_by()
     problems += [
         Difference(f"entry {reversed_pk}", f"is reversed {count} times")
-        for reversed_pk, count in entries.filter(reverses__isnull=False)
-        .order_by()
+        for reversed_pk, count in reversals.exclude(reverses__kind=LedgerEntry.Kind.APPLICATION)
         .values_list("reverses_id")
         .annotate(count=Count("pk"))
         .filter(count__gt=1)
         .order_by("reverses_id")
+    ]
+    problems += [
+        Difference(f"entry {reversed_pk}", "is reversed for more than its amount")
+        for reversed_pk in reversals.filter(reverses__kind=LedgerEntry.Kind.APPLICATION)
+        .values_list("reverses_id")
+        .annotate(total=Sum("amount_cents"), entry=Max("reverses__amount_cents"))
+        .filter(total__gt=F("entry"))
+        .order_by("reverses_id")
+        .values_list("reverses_id", flat=True)
     ]
     return problems
 

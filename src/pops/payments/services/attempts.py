@@ -21,10 +21,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 
 from pops.core import audit, clock
 from pops.core.db import retry_on_conflict
+from pops.core.models import AuditEvent
 from pops.groups.models import Group
 from pops.groups.services import resolve_group
 from pops.ledger.models import Guarantor, Receipt, ReceiptNumber, ServiceLine
@@ -32,6 +33,7 @@ from pops.ledger.services.balances import REMAINING, guarantor_balances
 from pops.ledger.services.batches import pops_batch
 from pops.ledger.services.posting import post_payment
 from pops.payments.gateways.base import (
+    CardInfo,
     ChargeRequest,
     ChargeResult,
     Declined,
@@ -134,12 +136,25 @@ def _begin(request: PaymentRequest) -> PaymentAttempt:
     _check_method(request, group)
     with transaction.atomic():
         Guarantor.objects.select_for_update().filter(pk=guarantor.pk).first()
+        if PaymentAttempt.objects.filter(
+            practice_id=guarantor.practice_id, idempotency_key=request.idempotency_key
+        ).exists():
+            # A twin request with this key began while this one waited for the lock: replay it
+            # (pay() does on IntegrityError) rather than count its reserved amount against us.
+            raise IntegrityError("attempt_key_unique")
         balances = guarantor_balances(guarantor, include_new_charges=group.include_new_charges)
         in_flight = PaymentAttempt.objects.filter(
             guarantor=guarantor, status__in=IN_FLIGHT
         ).aggregate(total=Sum("amount_cents", default=0))["total"]
         check_amount(request.amount_cents, balances.current_balance - in_flight, group)
         plan = _plan_parts(guarantor, request.amount_cents, group)
+        if request.stored_card is not None and any(
+            not _vault_token(request.stored_card, account.pk) for account, _ in plan
+        ):
+            raise PaymentRefused(
+                "stored_card",
+                "That stored card cannot pay this balance. Please enter the card instead.",
+            )
         attempt = PaymentAttempt.objects.create(
             practice_id=guarantor.practice_id,
             guarantor=guarantor,
@@ -193,6 +208,8 @@ def _check_method(request: PaymentRequest, group: Group) -> None:
     card = request.stored_card
     if card is not None and (card.guarantor_id != request.guarantor.pk or not card.is_active):
         raise PaymentRefused("stored_card", "That stored card is not available.")
+    if request.store_card and (card is not None or request.wallet is not None):
+        raise PaymentRefused("store_card", "Only a newly entered card can be stored.")
 
 
 def _plan_parts(
@@ -219,7 +236,10 @@ def _plan_parts(
         .annotate(remaining=REMAINING)
         .filter(remaining__gt=0)
         .order_by(
-            "encounter__service_date", "encounter__number_numeric", "encounter__number", "line"
+            "encounter__service_date",
+            F("encounter__number_numeric").asc(nulls_last=True),
+            "encounter__number",
+            "line",
         )
         .values_list("remaining", "encounter__facility_id", "encounter__provider_id")
     )
@@ -252,7 +272,7 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest) -> None:
             merchant_reference=part.merchant_reference,
             amount_cents=part.amount_cents,
             payment_token=request.payment_token,
-            vault_token=request.stored_card.vault_token if request.stored_card else "",
+            vault_token=_charged_vault_token(request.stored_card, part.merchant_account_id),
             wallet=request.wallet,
             store_card=attempt.store_card,
             customer_id=customer_id if (attempt.store_card or request.stored_card) else "",
@@ -260,40 +280,126 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest) -> None:
         try:
             result = gateway_for(part.merchant_account).charge(charge)
         except Declined as declined:
-            _mark(part, PartStatus.DECLINED, code=str(declined.code), message=declined.message)
+            _mark(
+                part,
+                PartStatus.DECLINED,
+                code=str(declined.code),
+                message=declined.message,
+                transaction_id=declined.transaction_id,
+                card=declined.card,
+            )
         except GatewayUnavailable as error:
             if error.charge_may_have_happened:
                 return  # this part stays pending (only the gateway can tell), the rest too
             _mark(part, PartStatus.DECLINED, code="unavailable", message=UNREACHABLE)
         except (InvalidRequest, GatewayMisconfigured) as error:
+            # Nothing was charged on this part; the rest are never charged.
+            _mark(part, PartStatus.DECLINED, code="refused_by_gateway", message=str(error))
             _abandon(attempt, error)
+            return
         else:
             _approve(part, result)
 
 
-def _mark(part: PaymentPart, status: str, *, code: str = "", message: str = "") -> None:
-    part.status, part.decline_code, part.decline_message = status, code, message[:300]
-    part.save(update_fields=["status", "decline_code", "decline_message"])
+def _vault_token(card: StoredCard, account_id: int) -> str:
+    """The card's vault token at a merchant account ("" if that account's vault lacks it): a
+    card stored by a split payment is in the vault of each account it was charged at, as one
+    active StoredCard row each, with the same brand, last 4 and expiry."""
+    if card.merchant_account_id == account_id:
+        return card.vault_token
+    twin = StoredCard.objects.filter(
+        practice_id=card.practice_id,
+        guarantor_id=card.guarantor_id,
+        merchant_account_id=account_id,
+        brand=card.brand,
+        last4=card.last4,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        is_active=True,
+    ).first()
+    return twin.vault_token if twin else ""
+
+
+def _charged_vault_token(card: StoredCard | None, account_id: int) -> str:
+    if card is None:
+        return ""
+    # Checked in _begin; should the twin be removed since, the gateway refuses the card's own
+    # token and the attempt is abandoned (nothing charged, the key not used up).
+    return _vault_token(card, account_id) or card.vault_token
+
+
+def _write(part: PaymentPart, expected: str, **changes: object) -> bool:
+    """Write a part's answer only while it is still `expected` (pending, or approved for a void),
+    so an answer written by a twin (the reconciler, say) is never overwritten. Keeps `part` in
+    step with the row."""
+    written = PaymentPart.objects.filter(pk=part.pk, status=expected).update(**changes)
+    if written:
+        for name, value in changes.items():
+            setattr(part, name, value)
+    else:
+        part.refresh_from_db()
+    return bool(written)
+
+
+def _card_fields(card: CardInfo | None) -> dict[str, object]:
+    if card is None:
+        return {}
+    return {
+        "card_brand": card.brand,
+        "card_last4": card.last4,
+        "card_exp_month": card.exp_month,
+        "card_exp_year": card.exp_year,
+    }
+
+
+def _mark(
+    part: PaymentPart,
+    status: str,
+    *,
+    code: str = "",
+    message: str = "",
+    transaction_id: str = "",
+    card: CardInfo | None = None,
+) -> None:
+    changes: dict[str, object] = {
+        "status": status,
+        "decline_code": code,
+        "decline_message": message[:300],
+        **_card_fields(card),
+    }
+    if transaction_id:
+        changes["transaction_id"] = transaction_id
+    _write(part, PartStatus.PENDING, **changes)
 
 
 def _approve(part: PaymentPart, result: ChargeResult) -> None:
-    part.status = PartStatus.APPROVED
-    part.transaction_id = result.transaction_id
-    part.approved_at = result.approved_at
-    part.card_brand, part.card_last4 = result.card.brand, result.card.last4
-    part.card_exp_month, part.card_exp_year = result.card.exp_month, result.card.exp_year
-    part.vault_token = result.vault_token
-    part.save()
+    _write(
+        part,
+        PartStatus.PENDING,
+        status=PartStatus.APPROVED,
+        transaction_id=result.transaction_id,
+        approved_at=result.approved_at,
+        vault_token=result.vault_token,
+        **_card_fields(result.card),
+    )
 
 
 def _abandon(attempt: PaymentAttempt, error: InvalidRequest | GatewayMisconfigured) -> None:
     """The gateway refused the request itself: nothing was charged on this part. Void what
     earlier parts took, forget the attempt (its key is not used up) and say why."""
-    for part in attempt.parts.filter(status=PartStatus.APPROVED):
+    for part in attempt.parts.select_related("merchant_account").filter(status=PartStatus.APPROVED):
         _void_part(part)
     if attempt.parts.filter(status=PartStatus.APPROVED).exists():
-        return  # a void did not go through: keep the attempt for the reconciler
+        return  # a void did not go through: finish() leaves the attempt to the reconciler
     with transaction.atomic():
+        audit.record(
+            "payments.attempt.abandoned",
+            actor=audit.Actor.system(),
+            practice=attempt.practice,
+            resource=("payment_attempt", str(attempt.pk)),
+            outcome=AuditEvent.Outcome.ERROR,
+            data={"gateway_error": type(error).__name__, "message": str(error)[:200]},
+        )
         attempt.parts.all().delete()
         attempt.delete()
     if isinstance(error, GatewayMisconfigured):
@@ -312,7 +418,7 @@ def _void_part(part: PaymentPart) -> bool:
     except InvalidRequest:
         logger.exception("could not void %s", part.merchant_reference)
         return False
-    _mark(part, PartStatus.VOIDED)
+    _write(part, PartStatus.APPROVED, status=PartStatus.VOIDED)
     return True
 
 
@@ -341,14 +447,18 @@ def finish(attempt: PaymentAttempt) -> PaymentAttempt:
         outcome = Status.UNKNOWN
     else:
         outcome = Status.SUCCEEDED
-    return retry_on_conflict(lambda: _settle(attempt.pk, outcome, parts))
+    return retry_on_conflict(lambda: _settle(attempt, outcome, parts))
 
 
-def _settle(attempt_id: int, outcome: str, parts: list[PaymentPart]) -> PaymentAttempt:
+def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) -> PaymentAttempt:
     with transaction.atomic():
-        attempt = PaymentAttempt.objects.select_related("guarantor__practice").get(pk=attempt_id)
-        Guarantor.objects.select_for_update().filter(pk=attempt.guarantor_id).first()
-        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+        # The guarantor first, as every payment and posting takes it, then the attempt.
+        Guarantor.objects.select_for_update().filter(pk=unlocked.guarantor_id).first()
+        attempt = (
+            PaymentAttempt.objects.select_for_update(of=("self",))
+            .select_related("guarantor__practice", "group")
+            .get(pk=unlocked.pk)
+        )
         if attempt.is_settled or attempt.status == outcome:
             return attempt
         guarantor = attempt.guarantor
@@ -392,12 +502,15 @@ def _settle(attempt_id: int, outcome: str, parts: list[PaymentPart]) -> PaymentA
             first = declines[0] if declines else parts[0]
             attempt.decline_code = first.decline_code or "declined"
             attempt.decline_message = first.decline_message or "The payment was declined."
-            receipt.date = clock.local_date(practice.time_zone)
+            # Dated the day the patient tried, even when the reconciler settles it later.
+            receipt.date = clock.local_date(practice.time_zone, attempt.created_at)
             receipt.amount_cents = 0
             receipt.status = Receipt.Status.UNSUCCESSFUL
             receipt.save()
         attempt.status, attempt.receipt, attempt.settled_at = outcome, receipt, clock.now()
-        attempt.save()
+        attempt.save(
+            update_fields=["status", "receipt", "settled_at", "decline_code", "decline_message"]
+        )
         audit.record(
             f"payments.payment.{'succeeded' if outcome == Status.SUCCEEDED else 'declined'}",
             actor=actor,
@@ -411,7 +524,7 @@ def _settle(attempt_id: int, outcome: str, parts: list[PaymentPart]) -> PaymentA
                 "decline_code": attempt.decline_code,
             },
         )
-        if outcome == Status.SUCCEEDED:
+        if outcome == Status.SUCCEEDED and attempt.email:
             transaction.on_commit(lambda: _after_payment(attempt.pk))
         return attempt
 

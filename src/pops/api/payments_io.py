@@ -1,0 +1,293 @@
+"""The edge of `POST /api/v1/payments`: the request's key and body into a `PaymentRequest`, and a
+payment attempt into the answer. The payment itself is `pops.payments.services.attempts.pay`.
+
+The fingerprint an `Idempotency-Key` is bound to is the SHA-256 of the canonical JSON of the
+parsed body (defaults filled in, the amount in cents), so `"10.0"` and `"10.00"`, or a missing
+and a null `group`, are the same request, and anything else is another one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from django.http import HttpRequest
+from ninja.errors import ValidationError as RequestInvalid
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from pops.api.errors import ApiError
+from pops.core.audit import Actor
+from pops.core.money import AMOUNT_HINT, AmountError, format_amount, parse_amount
+from pops.groups.services import GroupNotFound, resolve_group
+from pops.ledger.importing.schema import plain_text
+from pops.ledger.models import ID_LENGTH, Guarantor, Practice, ReferenceBatch
+from pops.payments.gateways.base import WalletKind
+from pops.payments.models import PaymentAttempt, StoredCard
+from pops.payments.services.attempts import PaymentRequest
+from pops.payments.services.errors import InProgress, KeyReused
+
+KEY_HEADER = "Idempotency-Key"
+KEY_MAX_LENGTH = 255
+BODY_MAX_BYTES = 64 * 1024
+TOKEN_MAX_LENGTH = 8192  # a wallet's opaque payload is the longest token a gateway hands out
+_KEY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+Status = PaymentAttempt.Status
+
+# --- The request --------------------------------------------------------------------------------
+
+
+def _amount(value: Any) -> int:
+    try:
+        cents = parse_amount(value)
+    except AmountError:
+        raise PydanticCustomError("amount", f"must be {AMOUNT_HINT}") from None
+    if cents <= 0:
+        raise PydanticCustomError("amount", "must be more than 0.00")
+    return cents
+
+
+def _stored_card(value: Any) -> Any:
+    """A stored card's id: a string of digits, or the same as a JSON integer."""
+    if isinstance(value, bool) or not isinstance(value, int | str | None):
+        raise PydanticCustomError("id", 'must be a stored card id, like "12"')
+    if isinstance(value, int):
+        value = str(value)
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise PydanticCustomError("id", 'must be a stored card id, like "12"')
+    return value
+
+
+def _blank_if_null(value: Any) -> Any:
+    return "" if value is None else value
+
+
+Amount = Annotated[
+    int,
+    BeforeValidator(_amount),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "example": "10.00",
+            "description": 'a decimal string over 0 with at most two decimals, like "10.00"',
+        }
+    ),
+]
+GuarantorId = Annotated[str, Field(min_length=1, max_length=ID_LENGTH)]
+StoredCardId = Annotated[
+    str | None,
+    BeforeValidator(_stored_card),
+    WithJsonSchema({"type": ["string", "integer", "null"]}),
+]
+Email = Annotated[
+    str,
+    BeforeValidator(_blank_if_null),
+    Field(max_length=254),
+    WithJsonSchema({"type": ["string", "null"], "maxLength": 254}),
+]
+
+
+class PaymentIn(BaseModel):
+    """`POST /api/v1/payments`. Exactly one of `payment_token` (a one-time hosted-fields token,
+    or with `wallet` a wallet's payload) and `stored_card` is given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    guarantor: GuarantorId
+    amount: Amount
+    payment_token: str | None = Field(default=None, max_length=TOKEN_MAX_LENGTH)
+    group: str | None = Field(default=None, max_length=50)
+    email: Email = ""
+    wallet: Literal["apple_pay", "google_pay"] | None = None
+    stored_card: StoredCardId = None
+    store_card: StrictBool = False
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def storable_text(cls, value: Any) -> Any:
+        return plain_text(value)
+
+    @field_validator("email")
+    @classmethod
+    def plausible_email(cls, value: str) -> str:
+        if value and not _EMAIL.match(value):
+            raise PydanticCustomError("email", "must be an email address, like pat@example.com")
+        return value
+
+    @property
+    def fingerprint(self) -> str:
+        canonical = json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency_key(request: HttpRequest) -> str:
+    """The request's `Idempotency-Key` header, or 400."""
+    key = request.headers.get(KEY_HEADER)
+    if key is None or not key.strip():
+        raise ApiError(400, "send an Idempotency-Key header (a UUID is a good key)", KEY_HEADER)
+    if len(key) > KEY_MAX_LENGTH:
+        raise ApiError(400, f"must be at most {KEY_MAX_LENGTH} characters", KEY_HEADER)
+    if _KEY_CONTROL.search(key):
+        raise ApiError(400, "must not contain control characters", KEY_HEADER)
+    return key
+
+
+def read_payment(request: HttpRequest) -> PaymentIn:
+    """The body as a `PaymentIn`: 400 when it is not JSON, 422 naming each bad field."""
+    too_large = ApiError(400, f"the body is over {BODY_MAX_BYTES} bytes")
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise ApiError(400, "must be a number of bytes", "Content-Length") from None
+    if length > BODY_MAX_BYTES:
+        raise too_large  # refused before it is read
+    body = request.body
+    if len(body) > BODY_MAX_BYTES:
+        raise too_large
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "send a JSON object") from None
+    try:
+        payment = PaymentIn.model_validate(data)
+    except ValidationError as error:
+        raise RequestInvalid(
+            [{"loc": p["loc"], "msg": p["msg"]} for p in error.errors(include_input=False)]
+        ) from None
+    if payment.stored_card is not None and payment.wallet is not None:
+        raise ApiError(
+            422, "a stored card is not a wallet payment: send one or the other", "wallet"
+        )
+    if payment.stored_card is not None and payment.store_card:
+        raise ApiError(422, "that card is stored already", "store_card")
+    return payment
+
+
+def earlier_attempt(practice: Practice, key: str, fingerprint: str) -> PaymentAttempt | None:
+    """The attempt already made with this key, if any. Looked up before the body is checked
+    against the ledger, so a retry gets the first answer even if, say, the stored card it paid
+    with was removed since. Raises KeyReused (another body) or InProgress."""
+    attempt = (
+        PaymentAttempt.objects.filter(practice=practice, idempotency_key=key)
+        .select_related("receipt__reference_batch__user")
+        .first()
+    )
+    if attempt is None:
+        return None
+    if attempt.fingerprint != fingerprint:
+        raise KeyReused()
+    if attempt.status == Status.PROCESSING:
+        raise InProgress()
+    return attempt
+
+
+def payment_request(
+    practice: Practice, actor: Actor, key: str, payment: PaymentIn
+) -> PaymentRequest:
+    """The service's request: 404 for a guarantor the practice does not have, 422 for a Group or
+    stored card it does not have. Nothing is written, so the key is not used up."""
+    guarantor = Guarantor.objects.filter(practice=practice, external_id=payment.guarantor).first()
+    if guarantor is None:
+        raise ApiError(404, f"no guarantor {payment.guarantor!r}", "guarantor")
+    try:
+        group = resolve_group(practice, payment.group) if payment.group else None
+    except GroupNotFound:
+        raise ApiError(422, f"no Group {payment.group!r} in this practice", "group") from None
+    stored_card = None
+    if payment.stored_card is not None:
+        stored_card = StoredCard.objects.filter(
+            practice=practice, guarantor=guarantor, pk=int(payment.stored_card), is_active=True
+        ).first()
+        if stored_card is None:
+            raise ApiError(422, "That stored card is not available.", "stored_card")
+    return PaymentRequest(
+        guarantor=guarantor,
+        amount_cents=payment.amount,
+        idempotency_key=key,
+        fingerprint=payment.fingerprint,
+        actor=actor,
+        group=group,
+        payment_token=payment.payment_token or "",
+        stored_card=stored_card,
+        wallet=WalletKind(payment.wallet) if payment.wallet else None,
+        store_card=payment.store_card,
+        email=payment.email,
+        source="api",
+    )
+
+
+# --- The answer ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+PENDING = Answer(202, {"status": "Pending", "receipt_number": None})
+
+
+def batch_out(batch: ReferenceBatch | None) -> dict[str, Any] | None:
+    if batch is None:
+        return None
+    return {
+        "id": str(batch.pk),
+        "date": batch.date,
+        "description": batch.description,
+        "user": str(batch.user) if batch.user else None,
+        "status": batch.get_status_display(),
+    }
+
+
+def answer(attempt: PaymentAttempt) -> Answer:
+    """What a payment answers, first time and every replay: the attempt's outcome (a receipt
+    voided later still answers as the payment it was; its batch with its current status).
+    An attempt still `unknown` answers Pending, never failed."""
+    receipt = attempt.receipt
+    if attempt.status not in (Status.SUCCEEDED, Status.DECLINED) or receipt is None:
+        return PENDING
+    if attempt.status == Status.DECLINED:
+        return Answer(
+            201,
+            {
+                "receipt_number": receipt.number,
+                "status": "Unsuccessful",
+                "amount": format_amount(0),
+                "transaction_numbers": [],
+                "reference_batch": None,
+                "message": attempt.decline_message or "The payment was declined.",
+            },
+        )
+    numbers = list(
+        attempt.parts.exclude(transaction_id="")
+        .order_by("pk")
+        .values_list("transaction_id", flat=True)
+    )
+    return Answer(
+        201,
+        {
+            "receipt_number": receipt.number,
+            "status": "Paid",
+            "amount": format_amount(attempt.amount_cents),
+            "transaction_numbers": numbers,
+            "reference_batch": batch_out(receipt.reference_batch),
+            "message": None,
+        },
+    )
