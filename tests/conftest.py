@@ -1,14 +1,23 @@
 import io
 import json
+import os
 from typing import Any
 
 import pytest
 from django.test import Client
+from hypothesis import settings
 
 from pops.api.keys import create_key
 from pops.core.audit import Actor
 from pops.ledger.importing.importer import ImportResult, import_document
 from pops.ledger.models import Practice
+
+# Hypothesis profiles for every property test and state machine: "ci" (the default, about 200
+# examples), "dev" (quick), "thorough" (ten times CI). Pick one with HYPOTHESIS_PROFILE.
+settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=25, deadline=None)
+settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def run_import(document: dict[str, Any], practice: Practice | None = None) -> ImportResult:

@@ -8,20 +8,13 @@ Hypothesis profiles: "ci" (the default, about 200 examples) and "dev" (quicker);
 HYPOTHESIS_PROFILE=dev.
 """
 
-import os
 from typing import Any
-
-from hypothesis import settings
 
 from pops.core.money import format_amount
 from pops.ledger.importing.importer import ImportRejected
 from pops.ledger.models import Guarantor
 from pops.ledger.services.balances import Balances, guarantor_balances
 from tests.conftest import run_import
-
-settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True)
-settings.register_profile("dev", max_examples=25, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 PRACTICE = "p1"
 

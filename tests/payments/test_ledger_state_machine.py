@@ -29,7 +29,7 @@ step before still stand for it (this keeps the run near 40 s on PostgreSQL).
 Each example starts from the same imported practice (a savepoint is rolled back after it): a
 first payment (mostly of an earlier day, now and then with a void of it the gateway did not
 confirm), then up to 6 steps. About 200 examples under the "ci" Hypothesis profile
-(tests/ledger/conftest.py; HYPOTHESIS_PROFILE=dev runs 25); STATE_MACHINE_EXAMPLES=10000 runs
+(tests/conftest.py; HYPOTHESIS_PROFILE=dev runs 25); STATE_MACHINE_EXAMPLES=10000 runs
 the nightly number.
 """
 

@@ -3,11 +3,13 @@ the money taken off the lines (latest application first), never more than was ca
 never refunded twice, whatever fails and however often it is retried."""
 
 import datetime as dt
+import io
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.db import connection
 
 from pops.core.models import AuditEvent
@@ -721,4 +723,20 @@ def test_two_voids_of_one_receipt_at_once_void_it_once(practice, guarantor, acto
     assert AuditEvent.objects.filter(action="payments.receipt.voided").count() == 1
     assert LedgerEntry.objects.filter(receipt=receipt, reverses__isnull=False).count() == 4
     assert balances(guarantor).current_balance == 9000
+    assert_consistent(practice)
+
+
+def test_the_reconcile_command_finishes_an_interrupted_refund(practice, paid, actor):
+    with (
+        faults.inject(Fault.TIMEOUT_AFTER_COMMIT, [Operation.REFUND]),
+        pytest.raises(RefundIncomplete),
+    ):
+        refund(paid, 2500, actor)
+    out = io.StringIO()
+
+    call_command("payments", "reconcile", stdout=out, stderr=io.StringIO())
+
+    assert "Finished 0 interrupted void(s) and 1 interrupted refund(s)." in out.getvalue()
+    assert refunds_made() == 1
+    assert gateway_refunds(paid) == [2500]
     assert_consistent(practice)

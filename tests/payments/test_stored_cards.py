@@ -17,7 +17,8 @@ from pops.ledger.models import Guarantor, Practice, Receipt
 from pops.payments.gateways.base import WalletKind
 from pops.payments.gateways.sandbox import faults
 from pops.payments.gateways.sandbox.models import Transaction, VaultCard
-from pops.payments.models import PaymentAttempt, StoredCard
+from pops.payments.models import PaymentAttempt, PaymentPart, StoredCard
+from pops.payments.services import attempts
 from pops.payments.services.attempts import PaymentRequest, pay
 from pops.payments.services.errors import PaymentRefused, PaymentsUnavailable
 from pops.payments.services.stored_cards import list_cards, remove_card
@@ -335,3 +336,19 @@ def test_removing_a_card_stored_by_a_split_payment_removes_it_from_every_vault()
     assert not StoredCard.objects.filter(is_active=True).exists()
     assert not VaultCard.objects.filter(removed_at=None).exists()
     assert list_cards(split.guarantor) == []
+
+
+@pytest.mark.parametrize(
+    ("brand", "last4", "month", "storable"),
+    [
+        ("Visa", "1111", 12, True),
+        ("Visa", "111", 12, False),
+        ("Visa", "\uff11" * 4, 12, False),  # full-width digits are not ASCII digits
+        ("Visa4111", "1111", 12, False),
+        ("", "1111", 12, False),
+        ("Visa", "1111", 13, False),
+    ],
+)
+def test_only_card_details_a_stored_card_row_can_hold_are_stored(brand, last4, month, storable):
+    part = PaymentPart(card_brand=brand, card_last4=last4, card_exp_month=month, card_exp_year=2030)
+    assert attempts._storable(part) is storable

@@ -8,7 +8,6 @@ and a null `group`, are the same request, and anything else is another one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pops.api.errors import ApiError
+from pops.api.models import IdempotentRequest
 from pops.core.audit import Actor
 from pops.core.money import AMOUNT_HINT, AmountError, format_amount, parse_amount
 from pops.groups.services import GroupNotFound, resolve_group
@@ -133,7 +133,7 @@ class PaymentIn(BaseModel):
         canonical = json.dumps(
             self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
         )
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return IdempotentRequest.digest(canonical)
 
 
 def idempotency_key(request: HttpRequest) -> str:

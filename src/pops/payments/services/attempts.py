@@ -16,6 +16,7 @@ Three phases, because a gateway call cannot sit inside a database transaction:
 
 import datetime as dt
 import logging
+import re
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
@@ -533,19 +534,40 @@ def _store_card(attempt: PaymentAttempt, parts: list[PaymentPart]) -> None:
     if not attempt.store_card:
         return
     for part in parts:
-        if part.vault_token and part.card_last4:
-            StoredCard.objects.get_or_create(
-                merchant_account_id=part.merchant_account_id,
-                vault_token=part.vault_token,
-                defaults={
-                    "practice_id": attempt.practice_id,
-                    "guarantor_id": attempt.guarantor_id,
-                    "brand": part.card_brand,
-                    "last4": part.card_last4,
-                    "exp_month": part.card_exp_month or 1,
-                    "exp_year": part.card_exp_year or 2000,
-                },
-            )
+        if not part.vault_token:
+            continue
+        month, year = part.card_exp_month, part.card_exp_year
+        if month is None or year is None or not _storable(part):
+            # The charge stands; only the card is not kept (S-4 allows nothing else in the row).
+            logger.error("gateway answered unstorable card details for %s", part.merchant_reference)
+            continue
+        StoredCard.objects.get_or_create(
+            merchant_account_id=part.merchant_account_id,
+            vault_token=part.vault_token,
+            defaults={
+                "practice_id": attempt.practice_id,
+                "guarantor_id": attempt.guarantor_id,
+                "brand": part.card_brand,
+                "last4": part.card_last4,
+                "exp_month": month,
+                "exp_year": year,
+            },
+        )
+
+
+_LAST4 = re.compile(r"\A[0-9]{4}\Z")
+_BRAND = re.compile(r"\A[^0-9]{1,20}\Z")
+
+
+def _storable(part: PaymentPart) -> bool:
+    """Card details a StoredCard row can hold (its database checks: S-4)."""
+    return bool(
+        _LAST4.match(part.card_last4)
+        and _BRAND.match(part.card_brand)
+        and part.card_exp_month
+        and 1 <= part.card_exp_month <= 12
+        and part.card_exp_year
+    )
 
 
 def _after_payment(attempt_id: int) -> None:

@@ -11,12 +11,15 @@ the gateway what it holds under each pending part's merchant reference:
 
 Then `finish()` writes the outcome exactly as a live payment would: one paid receipt dated the
 practice-local day the gateway approved it, or a $0.00 Unsuccessful receipt (approved parts of a
-declined split payment are voided first). The reconciler never charges. Run it from cron or a
+declined split payment are voided first). The reconciler never charges. The same run finishes
+voids and refunds whose gateway answer never came (`voids.complete_interrupted_voids`,
+`refunds.complete_interrupted_refunds`), exactly as a retry would. Run it from cron or a
 worker loop (`pops payments reconcile`; see docs/payments.md).
 """
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -34,6 +37,8 @@ from pops.payments.gateways.base import (
 from pops.payments.gateways.registry import gateway_for
 from pops.payments.models import PaymentAttempt, PaymentPart
 from pops.payments.services.attempts import finish
+from pops.payments.services.refunds import complete_interrupted_refunds
+from pops.payments.services.voids import complete_interrupted_voids
 
 logger = logging.getLogger("pops.payments.reconcile")
 
@@ -59,6 +64,8 @@ class ReconcileReport:
     settled_paid: int = 0
     settled_declined: int = 0
     still_unknown: int = 0
+    voids_finished: int = 0
+    refunds_finished: int = 0
     errors: int = 0
     overdue: list[int] = field(default_factory=list)
 
@@ -72,6 +79,11 @@ class ReconcileReport:
             f"{self.settled_paid} settled paid, {self.settled_declined} settled declined, "
             f"{self.still_unknown} still unknown."
         ]
+        if self.voids_finished or self.refunds_finished:
+            out.append(
+                f"Finished {self.voids_finished} interrupted void(s) and "
+                f"{self.refunds_finished} interrupted refund(s)."
+            )
         if self.errors:
             out.append(f"{self.errors} attempt(s) could not be examined (see the error log).")
         if self.overdue:
@@ -115,6 +127,8 @@ def reconcile(
             report.still_unknown += 1
             if attempt.created_at <= now - ALERT_AFTER:
                 report.overdue.append(attempt.pk)
+    report.voids_finished = _guarded(complete_interrupted_voids, report)
+    report.refunds_finished = _guarded(complete_interrupted_refunds, report)
     if report.overdue:
         logger.error(
             "%s payment attempt(s) unknown for more than 24 hours: %s",
@@ -122,6 +136,16 @@ def reconcile(
             ", ".join(str(pk) for pk in report.overdue),
         )
     return report
+
+
+def _guarded(complete: Callable[[], int], report: ReconcileReport) -> int:
+    """Run one of the voids' or refunds' own catch-up passes; its trouble never stops the run."""
+    try:
+        return complete()
+    except Exception:
+        logger.exception("%s failed", complete.__name__)
+        report.errors += 1
+        return 0
 
 
 def _reconcile_attempt(attempt_id: int) -> PaymentAttempt:

@@ -21,9 +21,10 @@ Failure cases:
 - Refused by the rules (not a paid POPS payment, already voided, refunded or being refunded,
   another day, no reason): nothing is written and the gateway is not called.
 - The gateway is unreachable, times out, fails or is misconfigured: the request stays, the
-  receipt stays Paid, and the caller is told to try again (`PaymentsUnavailable`). The gateway may have voided the
-  money already, so a retry finishes the void even on a later day (the day rule is for
-  *asking* for a void), and so does `complete_interrupted_voids()`, run with the reconciler.
+  receipt stays Paid, and the caller is told to try again (`PaymentsUnavailable`). The gateway
+  may have voided the money already, so a retry finishes the void even on a later day (the
+  day rule is for *asking* for a void), and so does `complete_interrupted_voids()`, run with
+  the reconciler.
 - The gateway refuses the void (a real gateway does once the transaction has settled) before
   any part was voided: nothing happened, the request is dropped, and the caller is told to
   refund it instead.
