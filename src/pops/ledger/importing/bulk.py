@@ -8,12 +8,19 @@ compare (a date or time column is text there: see `_for_sqlite`).
 """
 
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, cast
 
 import psycopg
+from psycopg.adapt import Transformer
+
+try:  # psycopg's formatter of COPY rows (its C version with psycopg[binary])
+    from psycopg._copy_base import format_row_text as _format_row_text
+except ImportError:  # pragma: no cover - another psycopg: the writing thread formats
+    _format_row_text = None
 from django.db import connection, models
 
 
@@ -78,14 +85,12 @@ class _Background:
     has two statements at once. New ids come from the sequences through a second connection
     (sequences are not transactional), so drawing them never waits for a write."""
 
-    def __init__(self, constraints: list[str]):
+    def __init__(self) -> None:
         self.raw = connection.connection
-        self.constraints = constraints
         self.jobs: queue.Queue[Callable[[Any], None] | None] = queue.Queue()
         self.error: BaseException | None = None
-        self.idle = threading.Event()
-        self.idle.set()
         self.sequences: Any = None
+        self.transformer: Any = None
         self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
         self.thread.start()
 
@@ -99,19 +104,32 @@ class _Background:
                     job(self.raw)
                 except BaseException as error:  # re-raised by the importing thread
                     self.error = error
-            if self.jobs.empty():
-                self.idle.set()
+            self.jobs.task_done()
 
     def submit(self, job: Callable[[Any], None]) -> None:
-        self.idle.clear()
         self.jobs.put(job)
 
     def drain(self) -> None:
         """Wait until every queued write is done; raise the first one's error, if any."""
-        self.idle.wait()
+        self.jobs.join()
         if self.error is not None:
             error, self.error = self.error, None
             raise error
+
+    def format(self, rows: Sequence[Sequence[Any]]) -> bytearray | None:
+        if _format_row_text is None:
+            return None
+        if self.transformer is None:
+            self.transformer = Transformer(self.raw)
+        data = bytearray()
+        for row in rows:
+            _format_row_text(row, self.transformer, data)
+        return data
+
+    def cancel(self) -> None:
+        """Skip the writes still queued (the transaction is being rolled back)."""
+        if self.error is None:
+            self.error = _Cancelled()
 
     def waiting(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         self.drain()
@@ -131,7 +149,46 @@ class _Background:
         return self.sequences
 
 
-_background: _Background | None = None
+class _Cancelled(Exception):
+    pass
+
+
+# Per thread, as Django's connections are: imports in other threads (the API's) have their own.
+_local = threading.local()
+
+
+def _current() -> _Background | None:
+    return getattr(_local, "background", None)
+
+
+def discard_background_writes() -> None:
+    """Wait for the queued writes and forget their error: the caller rolls them back."""
+    background = _current()
+    if background is not None:
+        with suppress(Exception):
+            background.drain()
+
+
+# The writing thread takes Python's lock back after each send to the server; while the
+# importing thread computes, it would wait up to the switch interval (5 ms) every time. The
+# interval is shortened while any import writes in the background (it is process-wide).
+_interval_lock = threading.Lock()
+_interval_users = 0
+_interval_saved = 0.0
+
+
+def _short_switch_interval(enter: bool) -> None:
+    global _interval_users, _interval_saved
+    with _interval_lock:
+        if enter:
+            if _interval_users == 0:
+                _interval_saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(_interval_saved, 0.001))
+            _interval_users += 1
+        else:
+            _interval_users -= 1
+            if _interval_users == 0:
+                sys.setswitchinterval(_interval_saved)
 
 
 @contextmanager
@@ -140,8 +197,7 @@ def background_writes(written: Sequence[type[models.Model]]) -> Iterator[None]:
     thread of their own (see `_Background`); nothing to do elsewhere. Leaving waits for every
     write. The deferred foreign keys of the `written` tables are checked per statement inside,
     as they are deferred again afterwards."""
-    global _background
-    if connection.vendor != "postgresql" or _background is not None:
+    if connection.vendor != "postgresql" or _current() is not None:
         yield
         return
     with connection.cursor() as cursor:
@@ -155,27 +211,39 @@ def background_writes(written: Sequence[type[models.Model]]) -> Iterator[None]:
         constraints = [row[0] for row in cursor.fetchall()]
         if constraints:
             cursor.execute(f"SET CONSTRAINTS {', '.join(constraints)} IMMEDIATE")
-    background = _Background(constraints)
-    _background = background
+    background = _local.background = _Background()
     failed = True
+    _short_switch_interval(True)
     try:
         with connection.execute_wrapper(background.waiting):
             yield
             background.drain()
         failed = False
     finally:
-        _background = None
+        _short_switch_interval(False)
+        _local.background = None
+        if failed:
+            background.cancel()
         background.close()
     if not failed and constraints:
         with connection.cursor() as cursor:
             cursor.execute(f"SET CONSTRAINTS {', '.join(constraints)} DEFERRED")
 
 
-def _copy(table: str, names: str, rows: Iterable[Sequence[Any]]) -> Callable[[Any], None]:
+def _copy(table: str, names: str, rows: Sequence[Sequence[Any]]) -> Callable[[Any], None]:
+    """The COPY of `rows` into `table`, as a job for a psycopg connection. In the background,
+    the rows are put in COPY's text format by the caller's thread (psycopg's own formatter),
+    so the job only sends bytes: the writing thread needs Python's lock only to send."""
+    background = _current()
+    data = background.format(rows) if background is not None else None
+
     def job(raw: Any) -> None:
         with raw.cursor() as cursor, cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row(row)
+            if data is not None:
+                copy.write(data)
+            else:
+                for row in rows:
+                    copy.write_row(row)
 
     return job
 
@@ -186,8 +254,9 @@ def allocate_ids(model: type[models.Model], count: int) -> list[int]:
     if count == 0:
         return []
     table = model._meta.db_table
-    if _background is not None:
-        with _background.sequence_connection().cursor() as cursor:
+    background = _current()
+    if background is not None:
+        with background.sequence_connection().cursor() as cursor:
             return _draw(cursor, table, count)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -214,8 +283,9 @@ def insert_rows(
         return
     table = model._meta.db_table
     names = ", ".join(f'"{name}"' for name in columns)
-    if _background is not None:
-        _background.submit(_copy(table, names, rows))
+    background = _current()
+    if background is not None:
+        background.submit(_copy(table, names, rows))
         return
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -234,8 +304,9 @@ def update_rows(
     """Update rows by id: each row is `(id, *values)` with values following `columns`."""
     if not rows:
         return
-    if _background is not None:
-        _background.submit(lambda raw: _update(raw, model, columns, rows))
+    background = _current()
+    if background is not None:
+        background.submit(lambda raw: _update(raw, model, columns, rows))
         return
     with connection.cursor() as cursor:
         _update(cursor, model, columns, rows)

@@ -10,12 +10,12 @@ import datetime as dt
 import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Model, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from pydantic import ValidationError
@@ -164,12 +164,18 @@ def _key(section: str) -> str:
     return "number" if section == "encounters" else "id"
 
 
-def _read(stream: IO[bytes], problems: _Problems) -> _Document:
-    """Validate every item of the document."""
+def _read(stream: IO[bytes], problems: _Problems, streamer: "_Streamer | None" = None) -> _Document:
+    """Validate every item of the document (telling `streamer` of each section item read and
+    each section ended, if one is given)."""
     document = _Document()
     sections = document.sections
+    current = ""
     try:
-        for name, index, value in read_sections(stream, SECTIONS):
+        for name, index, value, plain in read_sections(stream, SECTIONS):
+            if streamer is not None and name != current:
+                if current:
+                    streamer.section_done(document, current)
+                current = name
             if name == "practice":
                 if value is None:
                     continue
@@ -185,12 +191,17 @@ def _read(stream: IO[bytes], problems: _Problems) -> _Document:
                     problems.add(name, "must be a list")
             else:
                 try:
-                    sections[name].append((index, validate_item(SECTIONS[name], value)))
+                    sections[name].append((index, validate_item(SECTIONS[name], value, plain)))
                 except ValidationError as error:
                     problems.from_validation(f"{name}[{index}]", error)
                     key = value.get(_key(name)) if isinstance(value, dict) else None
                     if isinstance(key, str):
                         document.refused_ids[name].add(key.strip())
+                else:
+                    if streamer is not None:
+                        streamer.item(document, name)
+        if streamer is not None and current:
+            streamer.section_done(document, current)
     except MalformedDocument as error:
         problems.add(error.path, str(error))
         document.complete = False
@@ -244,31 +255,116 @@ def _import_document(
     stream: IO[bytes], *, actor: audit.Actor, practice: Practice | None
 ) -> ImportResult:
     problems = _Problems()
-    document = _read(stream, problems)
-    practice_in = document.practice
-    if practice is not None and practice_in is not None and practice_in.id != practice.external_id:
-        problems.add(
-            "practice.id",
-            f"this API key belongs to practice {practice.external_id!r}, not {practice_in.id!r}",
-        )
-        raise ImportRejected(problems)
-    if practice is None and not document.practice_given and document.complete:
-        problems.add("practice", 'is required: {"id", "name", "time_zone"}')
-    if problems and (not document.complete or (practice is None and practice_in is None)):
-        raise ImportRejected(problems)
-    with transaction.atomic():
-        target, created = _lock_practice(practice, practice_in)
-        run = _Run(target, document.sections, problems, document.refused_ids, new=created)
-        run.check_references()
-        if problems:
-            raise ImportRejected(problems)  # rolls back the practice row, if it was new
-        run.write()
-        if problems:
-            raise ImportRejected(problems)  # rolls back everything written
-        audit.record(
-            "ledger.import.completed", actor=actor, practice=target, data=run.result.summary()
-        )
-        return run.result
+    with ExitStack() as stack:
+        streamer = _Streamer(stack, problems) if _Streamer.possible(practice) else None
+        document = _read(stream, problems, streamer)
+        practice_in = document.practice
+        if (
+            practice is not None
+            and practice_in is not None
+            and practice_in.id != practice.external_id
+        ):
+            problems.add(
+                "practice.id",
+                f"this API key belongs to practice {practice.external_id!r}, "
+                f"not {practice_in.id!r}",
+            )
+            raise ImportRejected(problems)
+        if practice is None and not document.practice_given and document.complete:
+            problems.add("practice", 'is required: {"id", "name", "time_zone"}')
+        if problems and (not document.complete or (practice is None and practice_in is None)):
+            raise ImportRejected(problems)  # rolls back what was streamed, if anything
+        run = streamer.finish(document) if streamer is not None else None
+        with transaction.atomic() if run is None else nullcontext():
+            if run is None:
+                target, created = _lock_practice(practice, practice_in)
+                run = _Run(target, document.sections, problems, document.refused_ids, new=created)
+            run.check_references()
+            if problems:
+                raise ImportRejected(problems)  # rolls back the practice row, if it was new
+            run.write()
+            if problems:
+                raise ImportRejected(problems)  # rolls back everything written
+            audit.record(
+                "ledger.import.completed",
+                actor=actor,
+                practice=run.practice,
+                data=run.result.summary(),
+            )
+            return run.result
+    raise AssertionError("unreachable")  # for the type checker: the block returns or raises
+
+
+class _Streamer:
+    """The first import of a practice on PostgreSQL starts writing while the document is still
+    being read: the rows of each section (in chunks) as soon as every item they refer to has
+    been written, in the background (bulk.background_writes). The server then stores and
+    checks rows on one core while the next items are read and validated on the other.
+
+    Nothing changes for the outcome: it all happens in the import's one transaction, which
+    any problem found later rolls back, and every problem is still found and reported the
+    same way (rows are written ahead only where no problem can arise from writing them).
+    Anything unusual, such as a second "practice" key, gives up the rows written ahead (a
+    savepoint) and the import goes on the ordinary way."""
+
+    CHUNK = 2000
+
+    @staticmethod
+    def possible(practice: Practice | None) -> bool:
+        return practice is None and connection.vendor == "postgresql"
+
+    def __init__(self, stack: ExitStack, problems: _Problems):
+        self.stack = stack
+        self.problems = problems
+        self.practice_in: PracticeIn | None = None
+        self.run: _Run | None = None
+        self.savepoint: str | None = None
+        self.abandoned = False
+        self.next_at: dict[str, int] = defaultdict(lambda: self.CHUNK)
+
+    def section_done(self, document: _Document, name: str) -> None:
+        if name == "practice":
+            if self.practice_in is None and not self.abandoned:
+                self._start(document)
+            elif document.practice is not self.practice_in:
+                self._abandon()
+        elif self.run is not None:
+            self.run.advance()
+
+    def item(self, document: _Document, name: str) -> None:
+        if self.run is not None and len(document.sections[name]) >= self.next_at[name]:
+            self.next_at[name] = len(document.sections[name]) + self.CHUNK
+            self.run.advance()
+
+    def _start(self, document: _Document) -> None:
+        practice_in = document.practice
+        if practice_in is None or Practice.objects.filter(external_id=practice_in.id).exists():
+            self.abandoned = True  # a later import: it looks up stored rows, nothing to gain
+            return
+        self.practice_in = practice_in
+        self.stack.enter_context(transaction.atomic())
+        self.stack.enter_context(bulk.background_writes(_Run.WRITTEN))
+        self.savepoint = transaction.savepoint()
+        target, created = _lock_practice(None, practice_in)
+        if created:
+            self.run = _Run(
+                target, document.sections, self.problems, document.refused_ids, new=True
+            )
+
+    def _abandon(self) -> None:
+        if self.savepoint is not None:
+            bulk.discard_background_writes()
+            transaction.savepoint_rollback(self.savepoint)
+        self.run, self.savepoint, self.abandoned = None, None, True
+
+    def finish(self, document: _Document) -> "_Run | None":
+        """The run to go on with, or None to go the ordinary way (inside the transaction
+        opened here, if any: then the ordinary way nests a savepoint in it)."""
+        if self.run is None or self.abandoned or document.practice is not self.practice_in:
+            if self.savepoint is not None:
+                self._abandon()
+            return None
+        return self.run
 
 
 def _lock_practice(
@@ -328,6 +424,7 @@ class _Run:
         self.application_lines: dict[tuple[str, int], int] = {}
         self.application_paths: dict[int, str] = {}  # line row id -> a new application's path
         self.entries: list[tuple] = []
+        self.written: dict[str, int] = defaultdict(int)  # items of each section written
 
     # --- references -------------------------------------------------------------------------
 
@@ -539,88 +636,144 @@ class _Run:
         section: str,
         columns: list[str],
         values: Callable[[Any], tuple],
+        items: list[tuple[int, Any]],
         key: str = "external_id",
     ) -> list:
         attr = "number" if key == "number" else "id"
-        wanted = {getattr(item, attr): values(item) for _, item in self.sections[section]}
+        wanted = {getattr(item, attr): values(item) for _, item in items}
         existing = self._load(model, wanted, columns, key)
         _, changed = self._upsert(model, section, wanted, columns, existing, key_columns=(key,))
         return changed
 
+    # Every model an import writes (bulk.background_writes checks their keys per statement).
+    WRITTEN = [
+        Facility,
+        Provider,
+        CollectionAgency,
+        Guarantor,
+        Patient,
+        Encounter,
+        ServiceLine,
+        Receipt,
+        Application,
+        Statement,
+        Appointment,
+        LedgerEntry,
+    ]
+
+    # The sections written item by item, in this order: none adds a problem by being written.
+    # Receipts come after them, once every reference is checked.
+    STEPS = [
+        "facilities",
+        "providers",
+        "collection_agencies",
+        "guarantors",
+        "patients",
+        "encounters",
+        "statements",
+        "appointments",
+    ]
+
+    def advance(self) -> None:
+        """While the document is read (see _Streamer): write every section's items not written
+        yet whose references all name rows already written."""
+        for section in self.STEPS:
+            items, start = self.sections[section], self.written[section]
+            if start < len(items) and all(
+                self._resolved(section, items[k][1]) for k in range(start, len(items))
+            ):
+                self._step(section, items[start:])
+
+    def _resolved(self, section: str, item: Any) -> bool:
+        ids = self.ids
+        if section in ("patients", "statements"):
+            return item.guarantor in ids[Guarantor]
+        if section in ("encounters", "appointments"):
+            return (
+                item.patient in ids[Patient]
+                and item.facility in ids[Facility]
+                and item.provider in ids[Provider]
+                and (
+                    section == "appointments"
+                    or item.collections is None
+                    or item.collections.agency in ids[CollectionAgency]
+                )
+            )
+        return True
+
+    def _step(self, section: str, items: list[tuple[int, Any]]) -> None:
+        self.written[section] += len(items)
+        if section in ("facilities", "providers", "collection_agencies"):
+            model = {
+                "facilities": Facility,
+                "providers": Provider,
+                "collection_agencies": CollectionAgency,
+            }[section]
+            self._simple(model, section, ["name"], lambda item: (item.name,), items)
+        elif section == "guarantors":
+            self._simple(
+                Guarantor,
+                "guarantors",
+                ["first_name", "preferred_name", "last_name", "email", "mobile", "text_opt_out"],
+                self._guarantor_row,
+                items,
+            )
+        elif section == "patients":
+            self._write_patients(items)
+        elif section == "encounters":
+            self._write_encounters(items)
+            self._write_lines(items)
+            self._flush_entries()  # the charges, while the rest is prepared
+        elif section == "statements":
+            g = self.ids[Guarantor]
+            self._simple(
+                Statement,
+                "statements",
+                [
+                    "guarantor_id",
+                    "statement_date",
+                    "due_date",
+                    "statement_balance_cents",
+                    "amount_due_cents",
+                ],
+                lambda t: (
+                    g[t.guarantor],
+                    t.statement_date,
+                    t.due_date,
+                    t.statement_balance,
+                    t.amount_due,
+                ),
+                items,
+            )
+        else:
+            p, f, v = self.ids[Patient], self.ids[Facility], self.ids[Provider]
+            self._simple(
+                Appointment,
+                "appointments",
+                ["patient_id", "facility_id", "provider_id", "starts_at", "status"],
+                lambda a: (
+                    p[a.patient],
+                    f[a.facility],
+                    v[a.provider],
+                    self._instant(a.starts_at),
+                    a.status,
+                ),
+                items,
+            )
+
     def write(self) -> None:
-        written = [
-            Facility,
-            Provider,
-            CollectionAgency,
-            Guarantor,
-            Patient,
-            Encounter,
-            ServiceLine,
-            Receipt,
-            Application,
-            Statement,
-            Appointment,
-            LedgerEntry,
-        ]
         # The first load of a practice writes in the background (see bulk.background_writes);
         # a later import reads stored rows at every step, so it would only wait.
-        with bulk.background_writes(written) if self.new else nullcontext():
-            self._write()
-
-    def _write(self) -> None:
-        for model, section in [
-            (Facility, "facilities"),
-            (Provider, "providers"),
-            (CollectionAgency, "collection_agencies"),
-        ]:
-            self._simple(model, section, ["name"], lambda item: (item.name,))
-        self._simple(
-            Guarantor,
-            "guarantors",
-            ["first_name", "preferred_name", "last_name", "email", "mobile", "text_opt_out"],
-            self._guarantor_row,
-        )
-        self._write_patients()
-        self._write_encounters()
-        self._write_lines()
-        self._flush_entries()  # the charges, while the rest is prepared
-        # Statements and appointments (no money, no problems of their own) before the receipts,
-        # whose checks wait for everything written so far.
-        g = self.ids[Guarantor]
-        self._simple(
-            Statement,
-            "statements",
-            [
-                "guarantor_id",
-                "statement_date",
-                "due_date",
-                "statement_balance_cents",
-                "amount_due_cents",
-            ],
-            lambda t: (
-                g[t.guarantor],
-                t.statement_date,
-                t.due_date,
-                t.statement_balance,
-                t.amount_due,
-            ),
-        )
-        p, f, v = self.ids[Patient], self.ids[Facility], self.ids[Provider]
-        self._simple(
-            Appointment,
-            "appointments",
-            ["patient_id", "facility_id", "provider_id", "starts_at", "status"],
-            lambda a: (
-                p[a.patient],
-                f[a.facility],
-                v[a.provider],
-                self._instant(a.starts_at),
-                a.status,
-            ),
-        )
-        self._write_receipts()
-        self._check_lines()
-        self._flush_entries()
+        with bulk.background_writes(self.WRITTEN) if self.new else nullcontext():
+            # Statements and appointments (no money, no problems of their own) before the
+            # receipts, whose checks wait for everything written so far.
+            for section in self.STEPS:
+                items = self.sections[section][self.written[section] :]
+                if items:
+                    self._step(section, items)
+            self._write_receipts()
+            self._check_lines()
+            self._flush_entries()
 
     @staticmethod
     def _guarantor_row(item: GuarantorIn) -> tuple:
@@ -638,24 +791,24 @@ class _Run:
             value = value.replace(tzinfo=self.zone)
         return value.astimezone(dt.UTC)
 
-    def _write_patients(self) -> None:
+    def _write_patients(self, items: list[tuple[int, PatientIn]]) -> None:
         g = self.ids[Guarantor]
-        items: list[PatientIn] = [item for _, item in self.sections["patients"]]
         changed = self._simple(
             Patient,
             "patients",
             ["guarantor_id", "first_name", "last_name", "birth_date"],
             lambda item: (g[item.guarantor], item.first_name, item.last_name, item.birth_date),
+            items,
         )
         ids = self.ids[Patient]
-        for item in items:
+        for _, item in items:
             self.patient_guarantor[ids[item.id]] = g[item.guarantor]
         moved = {pk: new[0] for pk, old, new in changed if old[0] != new[0]}
         for patient_id, guarantor_id in moved.items():
             # A patient's visits follow the patient to the new guarantor.
             Encounter.objects.filter(patient_id=patient_id).update(guarantor_id=guarantor_id)
 
-    def _write_encounters(self) -> None:
+    def _write_encounters(self, items: list[tuple[int, EncounterIn]]) -> None:
         p, f, v = self.ids[Patient], self.ids[Facility], self.ids[Provider]
         a = self.ids[CollectionAgency]
         guarantors: dict[str, int] = {}
@@ -688,10 +841,11 @@ class _Run:
                 "collections_sent_on",
             ],
             row,
+            items,
             key="number",
         )
         ids = self.ids[Encounter]
-        self.encounter_guarantor = {ids[number]: g for number, g in guarantors.items()}
+        self.encounter_guarantor.update((ids[number], g) for number, g in guarantors.items())
 
     LINE_COLUMNS = [
         "code",
@@ -702,10 +856,10 @@ class _Run:
         "pending_insurance_cents",
     ]
 
-    def _write_lines(self) -> None:
+    def _write_lines(self, items: list[tuple[int, EncounterIn]]) -> None:
         encounters = self.ids[Encounter]
         wanted: dict[tuple[int, int], tuple] = {}
-        for i, encounter in self.sections["encounters"]:
+        for i, encounter in items:
             encounter_id = encounters[encounter.number]
             for j, line in enumerate(encounter.lines):
                 key = (encounter_id, line.line)
@@ -720,8 +874,11 @@ class _Run:
                 self.line_paths[key] = f"encounters[{i}].lines[{j}]"
         existing: dict[tuple[int, int], tuple[int, tuple]] = {}
         # An encounter this import created has no stored lines to compare with.
-        new_encounters = {encounters[number] for number in self.created[Encounter]}
-        for chunk in _chunks(sorted({key[0] for key in wanted} - new_encounters)):
+        new_encounters = (
+            set() if self.new else {encounters[number] for number in self.created[Encounter]}
+        )
+        stored = set() if self.new else {key[0] for key in wanted} - new_encounters
+        for chunk in _chunks(sorted(stored)):
             for row in ServiceLine.objects.filter(encounter_id__in=chunk).values_list(
                 "encounter_id", "line", "id", *self.LINE_COLUMNS
             ):
@@ -739,11 +896,11 @@ class _Run:
         ids = self.ids[ServiceLine]
         for key in created:
             self._charge(ids[key], guarantor_of[key[0]], self._owed(wanted[key]))
-        by_id = {pk: key for key, pk in ids.items()}
+        by_id = {pk: key for key, pk in ids.items()} if changed else {}
         for pk, old, new in changed:
             self._charge(pk, guarantor_of[by_id[pk][0]], self._owed(new) - self._owed(old))
-        self.touched_lines = {ids[key] for key in wanted}
-        self.new_lines = {ids[key] for key in created}
+        self.touched_lines.update(ids[key] for key in wanted)
+        self.new_lines.update(ids[key] for key in created)
 
     @staticmethod
     def _owed(values: tuple) -> int:

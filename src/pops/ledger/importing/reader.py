@@ -54,8 +54,11 @@ class _DigitGuard:
 MAX_DEPTH = 32
 
 
-def _build(first_event: str, first_value: Any, events: Iterator[tuple[str, Any]]) -> Any:
-    """The value that starts with `first_event`, built from the events that follow.
+def _build(
+    first_event: str, first_value: Any, events: Iterator[tuple[str, Any]]
+) -> tuple[Any, bool]:
+    """The value that starts with `first_event`, built from the events that follow, and
+    whether every text in it is printable ASCII (`schema.validate_item` takes a faster way then).
 
     The same values ijson's ObjectBuilder makes (a repeated key keeps its last value), built
     here without a method call per event: this is the innermost loop of an import."""
@@ -64,7 +67,11 @@ def _build(first_event: str, first_value: Any, events: Iterator[tuple[str, Any]]
     elif first_event == "start_array":
         root = []
     else:
-        return first_value
+        plain = type(first_value) is not str or (
+            first_value.isascii() and first_value.isprintable()
+        )
+        return first_value, plain
+    plain = True
     stack: list[Any] = [root]
     container: Any = root
     key: Any = None
@@ -75,13 +82,15 @@ def _build(first_event: str, first_value: Any, events: Iterator[tuple[str, Any]]
         if event == "end_map" or event == "end_array":
             stack.pop()
             if not stack:
-                return root
+                return root, plain
             container = stack[-1]
             continue
         if event == "start_map":
             value = {}
         elif event == "start_array":
             value = []
+        elif event == "string" and plain:
+            plain = value.isascii() and value.isprintable()
         if type(container) is dict:
             container[key] = value
         else:
@@ -96,10 +105,10 @@ def _build(first_event: str, first_value: Any, events: Iterator[tuple[str, Any]]
 
 def read_sections(
     stream: IO[bytes], lists: Collection[str]
-) -> Iterator[tuple[str, int | None, Any]]:
-    """Yield `(section, index, value)`: each item of a top-level list named in `lists` with
-    its index, or any other top-level value whole with index None. Raises MalformedDocument
-    on bad JSON.
+) -> Iterator[tuple[str, int | None, Any, bool]]:
+    """Yield `(section, index, value, plain)`: each item of a top-level list named in `lists`
+    with its index, or any other top-level value whole with index None; `plain` tells that
+    every text in the value is printable ASCII. Raises MalformedDocument on bad JSON.
 
     The parser's basic events carry no path prefix: building prefixes costs time in the square
     of the nesting depth, and that parser crashes on an integer too long to convert."""
@@ -122,7 +131,7 @@ def read_sections(
             path = key
             event, value = next(events)
             if event != "start_array" or key not in lists:
-                yield key, None, _build(event, value, events)
+                yield key, None, *_build(event, value, events)
                 path, after = "", key
                 continue
             for index in itertools.count():
@@ -130,7 +139,7 @@ def read_sections(
                 event, value = next(events)
                 if event == "end_array":
                     break
-                yield key, index, _build(event, value, events)
+                yield key, index, *_build(event, value, events)
             path, after = "", key
         for _ in events:
             raise MalformedDocument("unexpected content after the document")

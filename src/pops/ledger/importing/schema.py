@@ -333,18 +333,6 @@ class ImportDocument(BaseModel):
 # twin refuses is validated again by the model itself, so problems read exactly as before.
 
 
-def _plain(value: Any) -> bool:
-    """Every text in `value` is printable ASCII (then it holds no control character)."""
-    kind = type(value)
-    if kind is str:
-        return value.isascii() and value.isprintable()
-    if kind is dict:
-        return all(_plain(item) for item in value.values())
-    if kind is list:
-        return all(_plain(item) for item in value)
-    return True
-
-
 def _unchecked(value: Any) -> Any:
     return value
 
@@ -406,9 +394,10 @@ _FAST: dict[type[Item], type[Item]] = {
 }
 
 
-def validate_item(model: type[Item], value: Any) -> Item:
-    """`model.model_validate(value)`, faster for items whose text is all printable ASCII."""
-    if _plain(value):
+def validate_item(model: type[Item], value: Any, plain: bool) -> Item:
+    """`model.model_validate(value)`, faster when `plain`: every text in `value` is printable
+    ASCII (then it holds no control character)."""
+    if plain:
         try:
             return _FAST[model].model_validate(value)
         except ValidationError:
