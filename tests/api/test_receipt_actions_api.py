@@ -4,22 +4,21 @@ the answers of the contract, and every error as `{"errors": [{"path", "message"}
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test import Client
 
 from pops.api import idempotency
 from pops.api.models import ApiKey, IdempotentRequest
 from pops.core.models import AuditEvent
-from pops.ledger.models import Guarantor, Practice, Receipt
+from pops.ledger.models import Receipt
 from pops.ledger.services.replay import differences
 from pops.payments.gateways.sandbox import faults
 from pops.payments.gateways.sandbox.faults import Fault, Operation
 from pops.payments.gateways.sandbox.models import Refund
+from tests.payments import test_voids
 from tests.payments.conftest import DECLINED, run_concurrently
 from tests.payments.test_voids import (
     DAY_1,
@@ -36,21 +35,8 @@ from tests.payments.test_voids import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def day_1() -> Iterator[time_machine.Traveller]:
-    """The clock stands still at DAY_1 (move it with `.move_to`)."""
-    with time_machine.travel(DAY_1, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def practice(day_1: time_machine.Traveller) -> Practice:
-    return prepared_practice()
-
-
-@pytest.fixture
-def guarantor(practice: Practice) -> Guarantor:
-    return guarantor_of(practice)
+# The fixtures of the void tests: the clock at DAY_1, the prepared practice and its guarantor.
+day_1, practice, guarantor = test_voids.day_1, test_voids.practice, test_voids.guarantor
 
 
 DAY_2 = DAY_1 + dt.timedelta(days=1)

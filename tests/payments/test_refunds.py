@@ -5,10 +5,8 @@ never refunded twice, whatever fails and however often it is retried."""
 import datetime as dt
 import io
 import uuid
-from collections.abc import Iterator
 
 import pytest
-import time_machine
 from django.core.management import call_command
 from django.db import connection
 
@@ -16,9 +14,7 @@ from pops.core.models import AuditEvent
 from pops.groups.models import Group
 from pops.ledger.models import (
     Application,
-    Guarantor,
     LedgerEntry,
-    Practice,
     Receipt,
     ReferenceBatch,
 )
@@ -43,6 +39,7 @@ from pops.payments.services.refunds import (
     refund_receipt,
 )
 from pops.payments.services.voids import void_receipt
+from tests.payments import test_voids
 from tests.payments.conftest import DECLINED, run_concurrently
 from tests.payments.test_split_payments import Split
 from tests.payments.test_voids import (
@@ -64,21 +61,8 @@ from tests.payments.test_voids import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def day_1() -> Iterator[time_machine.Traveller]:
-    """The clock stands still at DAY_1 (move it with `.move_to`)."""
-    with time_machine.travel(DAY_1, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def practice(day_1: time_machine.Traveller) -> Practice:
-    return prepared_practice()
-
-
-@pytest.fixture
-def guarantor(practice: Practice) -> Guarantor:
-    return guarantor_of(practice)
+# The fixtures of the void tests: the clock at DAY_1, the prepared practice and its guarantor.
+day_1, practice, guarantor = test_voids.day_1, test_voids.practice, test_voids.guarantor
 
 
 DAY_2 = DAY_1 + dt.timedelta(days=1)

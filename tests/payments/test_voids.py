@@ -179,6 +179,7 @@ def assert_consistent(practice: Practice) -> None:
     assert differences(practice.pk) == []
 
 
+# Shared with test_refunds.py and tests/api/test_receipt_actions_api.py.
 @pytest.fixture
 def day_1() -> Iterator[time_machine.Traveller]:
     """The clock stands still at DAY_1 (move it with `.move_to`)."""
