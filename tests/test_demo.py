@@ -33,7 +33,7 @@ from pops.ledger.models import (
     ServiceLine,
     Statement,
 )
-from pops.ledger.services.balances import Balances, guarantor_balances
+from pops.ledger.services.balances import Balances, current_balances, guarantor_balances
 
 pytestmark = pytest.mark.django_db
 
@@ -401,3 +401,18 @@ def test_the_printed_payment_commands_pay_against_a_running_server(live_server):
         Guarantor.objects.get(external_id="1001"), include_new_charges=False
     ).current_balance
     assert before - after == 1000
+
+
+def test_one_guarantors_balances_agree_with_the_practice_wide_figures():
+    """The one-statement SQL of `guarantor_balances` and the ORM aggregates of
+    `current_balances` (the statement run's) compute the same Current Balance."""
+    build_demo(Actor.command("demo"))
+    practice = Practice.objects.get(external_id=PRACTICE_ID)
+    wide = current_balances(practice.pk)
+
+    guarantors = list(Guarantor.objects.filter(practice=practice))
+    assert len(guarantors) >= 25
+    assert any(wide.values())
+    for g in guarantors:
+        one = guarantor_balances(g, include_new_charges=False).current_balance
+        assert one == wide.get(g.pk, 0), g.external_id

@@ -27,8 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pops.api import idempotency
 from pops.api.errors import ApiError
-from pops.api.models import IdempotentRequest
 from pops.core.audit import Actor
 from pops.core.money import AMOUNT_HINT, AmountError, format_amount, parse_amount
 from pops.groups.services import GroupNotFound, resolve_group
@@ -39,11 +39,8 @@ from pops.payments.models import PaymentAttempt, StoredCard
 from pops.payments.services.attempts import PaymentRequest
 from pops.payments.services.errors import InProgress, KeyReused
 
-KEY_HEADER = "Idempotency-Key"
-KEY_MAX_LENGTH = 255
 BODY_MAX_BYTES = 64 * 1024
 TOKEN_MAX_LENGTH = 8192  # a wallet's opaque payload is the longest token a gateway hands out
-_KEY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 Status = PaymentAttempt.Status
@@ -130,22 +127,7 @@ class PaymentIn(BaseModel):
 
     @property
     def fingerprint(self) -> str:
-        canonical = json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-        )
-        return IdempotentRequest.digest(canonical)
-
-
-def idempotency_key(request: HttpRequest) -> str:
-    """The request's `Idempotency-Key` header, or 400."""
-    key = request.headers.get(KEY_HEADER)
-    if key is None or not key.strip():
-        raise ApiError(400, "send an Idempotency-Key header (a UUID is a good key)", KEY_HEADER)
-    if len(key) > KEY_MAX_LENGTH:
-        raise ApiError(400, f"must be at most {KEY_MAX_LENGTH} characters", KEY_HEADER)
-    if _KEY_CONTROL.search(key):
-        raise ApiError(400, "must not contain control characters", KEY_HEADER)
-    return key
+        return idempotency.fingerprint("api:payments", self.model_dump(mode="json"))
 
 
 def read_payment(request: HttpRequest) -> PaymentIn:

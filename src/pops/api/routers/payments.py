@@ -4,6 +4,7 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
+from pops.api import idempotency
 from pops.api import payments_io as io
 from pops.api.auth import actor_of, practice_of
 from pops.api.errors import ApiError
@@ -44,13 +45,13 @@ class PendingOut(Schema):
 
 _KEY_PARAMETER = {
     "in": "header",
-    "name": io.KEY_HEADER,
+    "name": idempotency.HEADER,
     "required": True,
     "description": (
         "One key per payment (a UUID is a good key), at most 255 characters. The same key and "
         "body again answers the first answer; the same key with another body answers 422."
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": io.KEY_MAX_LENGTH},
+    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.KEY_MAX_LENGTH},
 }
 
 
@@ -74,7 +75,7 @@ def create_payment(request: HttpRequest) -> Status:
     A request refused with 404 or 422 charged nothing and did not use up its key; 409 means
     the first request with this key is still running; 503 means payments cannot be taken now
     and nothing was charged."""
-    key = io.idempotency_key(request)
+    key = idempotency.key_of(request)
     payment = io.read_payment(request)
     practice = practice_of(request)
     try:
@@ -85,11 +86,11 @@ def create_payment(request: HttpRequest) -> Status:
         raise ApiError(422, refused.message, refused.path) from None
     except KeyReused:
         raise ApiError(
-            422, "this Idempotency-Key was used with another request", io.KEY_HEADER
+            422, "this Idempotency-Key was used with another request", idempotency.HEADER
         ) from None
     except InProgress:
         raise ApiError(
-            409, "the first request with this Idempotency-Key is still running", io.KEY_HEADER
+            409, "the first request with this Idempotency-Key is still running", idempotency.HEADER
         ) from None
     except PaymentsUnavailable:
         raise ApiError(

@@ -53,6 +53,7 @@ from pops.payments.services.errors import (
     PaymentRefused,
     PaymentsUnavailable,
 )
+from pops.payments.services.locks import lock_guarantor
 
 logger = logging.getLogger("pops.payments")
 
@@ -136,7 +137,7 @@ def _begin(request: PaymentRequest) -> PaymentAttempt:
     group = request.group or resolve_group(guarantor.practice)
     _check_method(request, group)
     with transaction.atomic():
-        Guarantor.objects.select_for_update().filter(pk=guarantor.pk).first()
+        lock_guarantor(guarantor.pk)
         if PaymentAttempt.objects.filter(
             practice_id=guarantor.practice_id, idempotency_key=request.idempotency_key
         ).exists():
@@ -329,7 +330,7 @@ def _charged_vault_token(card: StoredCard | None, account_id: int) -> str:
     return _vault_token(card, account_id) or card.vault_token
 
 
-def _write(part: PaymentPart, expected: str, **changes: object) -> bool:
+def write_answer(part: PaymentPart, expected: str, **changes: object) -> bool:
     """Write a part's answer only while it is still `expected` (pending, or approved for a void),
     so an answer written by a twin (the reconciler, say) is never overwritten. Keeps `part` in
     step with the row."""
@@ -342,7 +343,7 @@ def _write(part: PaymentPart, expected: str, **changes: object) -> bool:
     return bool(written)
 
 
-def _card_fields(card: CardInfo | None) -> dict[str, object]:
+def card_fields(card: CardInfo | None) -> dict[str, object]:
     if card is None:
         return {}
     return {
@@ -366,22 +367,22 @@ def _mark(
         "status": status,
         "decline_code": code,
         "decline_message": message[:300],
-        **_card_fields(card),
+        **card_fields(card),
     }
     if transaction_id:
         changes["transaction_id"] = transaction_id
-    _write(part, PartStatus.PENDING, **changes)
+    write_answer(part, PartStatus.PENDING, **changes)
 
 
 def _approve(part: PaymentPart, result: ChargeResult) -> None:
-    _write(
+    write_answer(
         part,
         PartStatus.PENDING,
         status=PartStatus.APPROVED,
         transaction_id=result.transaction_id,
         approved_at=result.approved_at,
         vault_token=result.vault_token,
-        **_card_fields(result.card),
+        **card_fields(result.card),
     )
 
 
@@ -419,7 +420,7 @@ def _void_part(part: PaymentPart) -> bool:
     except InvalidRequest:
         logger.exception("could not void %s", part.merchant_reference)
         return False
-    _write(part, PartStatus.APPROVED, status=PartStatus.VOIDED)
+    write_answer(part, PartStatus.APPROVED, status=PartStatus.VOIDED)
     return True
 
 
@@ -454,7 +455,7 @@ def finish(attempt: PaymentAttempt) -> PaymentAttempt:
 def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) -> PaymentAttempt:
     with transaction.atomic():
         # The guarantor first, as every payment and posting takes it, then the attempt.
-        Guarantor.objects.select_for_update().filter(pk=unlocked.guarantor_id).first()
+        lock_guarantor(unlocked.guarantor_id)
         attempt = (
             PaymentAttempt.objects.select_for_update(of=("self",))
             .select_related("guarantor__practice", "group")

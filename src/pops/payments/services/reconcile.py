@@ -36,7 +36,7 @@ from pops.payments.gateways.base import (
 )
 from pops.payments.gateways.registry import gateway_for
 from pops.payments.models import PaymentAttempt, PaymentPart
-from pops.payments.services.attempts import finish
+from pops.payments.services.attempts import card_fields, finish, write_answer
 from pops.payments.services.refunds import complete_interrupted_refunds
 from pops.payments.services.voids import complete_interrupted_voids
 
@@ -188,11 +188,8 @@ def _record_answer(attempt: PaymentAttempt, part: PaymentPart, found: QueryResul
             "status": PartStatus.APPROVED,
             "transaction_id": found.transaction_id,
             "approved_at": found.created_at,
-            "card_brand": found.card.brand,
-            "card_last4": found.card.last4,
-            "card_exp_month": found.card.exp_month,
-            "card_exp_year": found.card.exp_year,
             "vault_token": found.vault_token,
+            **card_fields(found.card),
         }
     elif found.status == TransactionStatus.VOIDED:
         changes = {
@@ -210,9 +207,7 @@ def _record_answer(attempt: PaymentAttempt, part: PaymentPart, found: QueryResul
             "decline_message": DECLINE_MESSAGES[code],
         }
     with transaction.atomic():
-        written = PaymentPart.objects.filter(pk=part.pk, status=PartStatus.PENDING).update(
-            **changes
-        )
+        written = write_answer(part, PartStatus.PENDING, **changes)
         if written:
             audit.record(
                 "payments.part.reconciled",

@@ -11,6 +11,7 @@ import enum
 import re
 from dataclasses import dataclass
 
+from pops.core import card_numbers
 from pops.payments.gateways.base import DeclineCode
 
 
@@ -70,13 +71,8 @@ class CardError(ValueError):
 
 
 def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
+    """The Luhn check of a string of ASCII digits (the same check the card-number guard uses)."""
+    return card_numbers.luhn_valid(digits.encode("ascii"))
 
 
 def brand_of(number: str) -> str:
