@@ -8,12 +8,14 @@ and a null `group`, are the same request, and anything else is another one.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest
+from ninja import Schema
 from ninja.errors import ValidationError as RequestInvalid
 from pydantic import (
     BaseModel,
@@ -226,12 +228,25 @@ class Answer:
 PENDING = Answer(202, {"status": "Pending", "receipt_number": None})
 
 
+class ReferenceBatchOut(Schema):
+    """A reference batch as every answer shows it (a payment's, a refund's, the batch list's)."""
+
+    id: str
+    date: dt.date
+    description: str
+    user: str | None
+    status: str
+
+
 def batch_out(batch: ReferenceBatch | None) -> dict[str, Any] | None:
-    if batch is None:
-        return None
+    """The batch as JSON values (answers are stored for replays as they are sent)."""
+    return None if batch is None else batch_fields(batch)
+
+
+def batch_fields(batch: ReferenceBatch) -> dict[str, Any]:
     return {
         "id": str(batch.pk),
-        "date": batch.date,
+        "date": batch.date.isoformat(),
         "description": batch.description,
         "user": str(batch.user) if batch.user else None,
         "status": batch.get_status_display(),

@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from pops.api.auth import practice_of
 from pops.api.errors import ApiError
+from pops.api.payments_io import ReferenceBatchOut, batch_fields
 from pops.api.schemas import with_errors
 from pops.core.money import format_amount
 from pops.ledger.services.batches import batches_of
@@ -38,12 +39,7 @@ class NotProcessedOut(Schema):
     amount: str
 
 
-class BatchTotalsOut(Schema):
-    id: str
-    date: dt.date
-    description: str
-    user: str | None
-    status: str
+class BatchTotalsOut(ReferenceBatchOut):
     receipt_count: int
     total: str
     requested_not_processed: NotProcessedOut
@@ -79,11 +75,7 @@ def reference_batches(request: HttpRequest, date: Query[IsoDate]) -> dict:
     total, shares = requested_not_processed(practice, date, (b.batch for b in batches))
     items = [
         {
-            "id": str(b.batch.pk),
-            "date": b.batch.date,
-            "description": b.batch.description,
-            "user": str(b.batch.user) if b.batch.user else None,
-            "status": b.batch.get_status_display(),
+            **batch_fields(b.batch),
             "receipt_count": b.receipts,
             "total": format_amount(b.total_cents),
             "requested_not_processed": _not_processed(shares.get(b.batch.pk, NotProcessed())),

@@ -1,4 +1,3 @@
-import datetime as dt
 from typing import Literal
 
 from django.http import HttpRequest
@@ -21,20 +20,12 @@ from pops.payments.services.errors import (
 router = Router(tags=["payments"])
 
 
-class ReferenceBatchOut(Schema):
-    id: str
-    date: dt.date
-    description: str
-    user: str | None
-    status: str
-
-
 class PaymentOut(Schema):
     receipt_number: str
     status: Literal["Paid", "Unsuccessful"]
     amount: str
     transaction_numbers: list[str]
-    reference_batch: ReferenceBatchOut | None
+    reference_batch: io.ReferenceBatchOut | None
     message: str | None
 
 

@@ -21,11 +21,11 @@ from pops.api import idempotency
 from pops.api.auth import actor_of, practice_of
 from pops.api.errors import ApiError
 from pops.api.openapi import inline_schema
-from pops.api.payments_io import Amount
+from pops.api.payments_io import Amount, ReferenceBatchOut, batch_out
 from pops.api.schemas import with_errors
 from pops.core.money import format_amount
 from pops.ledger.importing.schema import plain_text
-from pops.ledger.models import Receipt, ReferenceBatch
+from pops.ledger.models import Receipt
 from pops.payments.services.errors import (
     InProgress,
     KeyReused,
@@ -88,16 +88,6 @@ class VoidOut(Schema):
     transaction_numbers: list[str]
 
 
-class BatchOut(Schema):
-    """The same shape as a payment's `reference_batch`."""
-
-    id: str
-    date: dt.date
-    description: str
-    user: str | None
-    status: str
-
-
 class RefundOut(Schema):
     receipt_number: str
     status: str
@@ -105,7 +95,7 @@ class RefundOut(Schema):
     date: dt.date
     refund_of: str
     transaction_numbers: list[str]
-    reference_batch: BatchOut | None
+    reference_batch: ReferenceBatchOut | None
 
 
 def _extra(model: type[BaseModel]) -> dict[str, Any]:
@@ -141,19 +131,6 @@ def _receipt(request: HttpRequest, number: str) -> Receipt:
     if receipt is None:
         raise ApiError(404, f"no receipt {number!r}", "receipt_number")
     return receipt
-
-
-def _batch(batch: ReferenceBatch | None) -> dict[str, str | None] | None:
-    """The batch as JSON values (the answer is stored for replays as it is sent)."""
-    if batch is None:
-        return None
-    return {
-        "id": str(batch.pk),
-        "date": batch.date.isoformat(),
-        "description": batch.description,
-        "user": str(batch.user) if batch.user else None,
-        "status": batch.get_status_display(),
-    }
 
 
 def _refused(error: PaymentRefused) -> ApiError:
@@ -251,7 +228,7 @@ def refund(
             "date": made.date.isoformat(),
             "refund_of": receipt.number,
             "transaction_numbers": list(transaction_numbers(made)),
-            "reference_batch": _batch(made.reference_batch),
+            "reference_batch": batch_out(made.reference_batch),
         }
 
     payload = {"receipt": receipt_number, "body": body.model_dump()}
