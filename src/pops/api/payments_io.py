@@ -39,7 +39,12 @@ from pops.ledger.models import ID_LENGTH, Guarantor, Practice, ReferenceBatch
 from pops.payments.gateways.base import WalletKind
 from pops.payments.models import PaymentAttempt, StoredCard
 from pops.payments.services.attempts import PaymentRequest
-from pops.payments.services.errors import InProgress, KeyReused
+from pops.payments.services.errors import (
+    InProgress,
+    KeyReused,
+    PaymentRefused,
+    PaymentsUnavailable,
+)
 
 BODY_MAX_BYTES = 64 * 1024
 TOKEN_MAX_LENGTH = 8192  # a wallet's opaque payload is the longest token a gateway hands out
@@ -288,3 +293,25 @@ def answer(attempt: PaymentAttempt) -> Answer:
             "message": None,
         },
     )
+
+
+# The payment services' refusals, as every money endpoint answers them.
+SERVICE_ERRORS = (PaymentRefused, KeyReused, InProgress, PaymentsUnavailable)
+
+
+def api_error(error: Exception, *, unavailable: str = "") -> ApiError:
+    """One of SERVICE_ERRORS as an API error: 422 naming the field, 409 while the first
+    request with the key is still running, 503 (with `unavailable`, else the service's own
+    words) when the gateway or the practice's account cannot take it now."""
+    if isinstance(error, PaymentRefused):
+        path = "receipt_number" if error.path == "receipt" else error.path
+        return ApiError(422, error.message, path)
+    if isinstance(error, KeyReused):
+        return ApiError(
+            422, "this Idempotency-Key was used with another request", idempotency.HEADER
+        )
+    if isinstance(error, InProgress):
+        return ApiError(
+            409, "the first request with this Idempotency-Key is still running", idempotency.HEADER
+        )
+    return ApiError(503, unavailable or str(error))

@@ -6,18 +6,14 @@ from ninja import Router, Schema, Status
 from pops.api import idempotency
 from pops.api import payments_io as io
 from pops.api.auth import actor_of, practice_of
-from pops.api.errors import ApiError
 from pops.api.openapi import inline_schema
 from pops.api.schemas import with_errors
 from pops.payments.services.attempts import pay
-from pops.payments.services.errors import (
-    InProgress,
-    KeyReused,
-    PaymentRefused,
-    PaymentsUnavailable,
-)
 
 router = Router(tags=["payments"])
+
+
+UNAVAILABLE = "payments cannot be taken right now and nothing was charged; try again later"
 
 
 class PaymentOut(Schema):
@@ -73,19 +69,7 @@ def create_payment(request: HttpRequest) -> Status:
         attempt = io.earlier_attempt(practice, key, payment.fingerprint)
         if attempt is None:
             attempt = pay(io.payment_request(practice, actor_of(request), key, payment))
-    except PaymentRefused as refused:
-        raise ApiError(422, refused.message, refused.path) from None
-    except KeyReused:
-        raise ApiError(
-            422, "this Idempotency-Key was used with another request", idempotency.HEADER
-        ) from None
-    except InProgress:
-        raise ApiError(
-            409, "the first request with this Idempotency-Key is still running", idempotency.HEADER
-        ) from None
-    except PaymentsUnavailable:
-        raise ApiError(
-            503, "payments cannot be taken right now and nothing was charged; try again later"
-        ) from None
+    except io.SERVICE_ERRORS as error:
+        raise io.api_error(error, unavailable=UNAVAILABLE) from None
     result = io.answer(attempt)
     return Status(result.status, result.body)

@@ -21,17 +21,11 @@ from pops.api import idempotency
 from pops.api.auth import actor_of, practice_of
 from pops.api.errors import ApiError
 from pops.api.openapi import inline_schema
-from pops.api.payments_io import Amount, ReferenceBatchOut, batch_out
+from pops.api.payments_io import SERVICE_ERRORS, Amount, ReferenceBatchOut, api_error, batch_out
 from pops.api.schemas import with_errors
 from pops.core.money import format_amount
 from pops.ledger.importing.schema import plain_text
 from pops.ledger.models import Receipt
-from pops.payments.services.errors import (
-    InProgress,
-    KeyReused,
-    PaymentRefused,
-    PaymentsUnavailable,
-)
 from pops.payments.services.receipts import transaction_numbers
 from pops.payments.services.refunds import refund_receipt
 from pops.payments.services.voids import REASON_MAX_LENGTH, void_receipt
@@ -133,29 +127,14 @@ def _receipt(request: HttpRequest, number: str) -> Receipt:
     return receipt
 
 
-def _refused(error: PaymentRefused) -> ApiError:
-    path = "receipt_number" if error.path == "receipt" else error.path
-    return ApiError(422, error.message, path)
-
-
 def _service_errors(work: idempotency.Work) -> idempotency.Work:
     """The services' refusals as API errors."""
 
     def run() -> tuple[int, Any]:
         try:
             return work()
-        except PaymentRefused as error:
-            raise _refused(error) from None
-        except KeyReused:
-            raise ApiError(
-                422, "this Idempotency-Key was already used for another request", "Idempotency-Key"
-            ) from None
-        except InProgress:
-            raise ApiError(
-                409, "a request with this Idempotency-Key is still in progress", "Idempotency-Key"
-            ) from None
-        except PaymentsUnavailable as error:
-            raise ApiError(503, str(error)) from None
+        except SERVICE_ERRORS as error:
+            raise api_error(error) from None
 
     return run
 
