@@ -38,6 +38,7 @@ from pops.ledger.importing.schema import plain_text
 from pops.ledger.models import ID_LENGTH, Guarantor, Practice, ReferenceBatch
 from pops.payments.gateways.base import WalletKind
 from pops.payments.models import PaymentAttempt, StoredCard
+from pops.payments.services import attempts
 from pops.payments.services.attempts import PaymentRequest
 from pops.payments.services.errors import (
     InProgress,
@@ -172,18 +173,9 @@ def earlier_attempt(practice: Practice, key: str, fingerprint: str) -> PaymentAt
     """The attempt already made with this key, if any. Looked up before the body is checked
     against the ledger, so a retry gets the first answer even if, say, the stored card it paid
     with was removed since. Raises KeyReused (another body) or InProgress."""
-    attempt = (
-        PaymentAttempt.objects.filter(practice=practice, idempotency_key=key)
-        .select_related("receipt__reference_batch__user")
-        .first()
+    return attempts.earlier_attempt(
+        practice.pk, key, fingerprint, related=("receipt__reference_batch__user",)
     )
-    if attempt is None:
-        return None
-    if attempt.fingerprint != fingerprint:
-        raise KeyReused()
-    if attempt.status == Status.PROCESSING:
-        raise InProgress()
-    return attempt
 
 
 def payment_request(

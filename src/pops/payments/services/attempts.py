@@ -117,12 +117,23 @@ def pay(request: PaymentRequest) -> PaymentAttempt:
 
 def replay(request: PaymentRequest) -> PaymentAttempt | None:
     """The attempt already made with this key, if any."""
-    attempt = PaymentAttempt.objects.filter(
-        practice_id=request.guarantor.practice_id, idempotency_key=request.idempotency_key
-    ).first()
+    guarantor = request.guarantor
+    return earlier_attempt(guarantor.practice_id, request.idempotency_key, request.fingerprint)
+
+
+def earlier_attempt(
+    practice_id: int, key: str, fingerprint: str, *, related: tuple[str, ...] = ()
+) -> PaymentAttempt | None:
+    """The attempt made with this key, if any (with `related` loaded). Raises KeyReused when it
+    was made with another request, InProgress while it is still being made."""
+    attempt = (
+        PaymentAttempt.objects.filter(practice_id=practice_id, idempotency_key=key)
+        .select_related(*related)
+        .first()
+    )
     if attempt is None:
         return None
-    if attempt.fingerprint != request.fingerprint:
+    if attempt.fingerprint != fingerprint:
         raise KeyReused()
     if attempt.status == Status.PROCESSING:
         raise InProgress()
