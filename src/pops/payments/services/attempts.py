@@ -54,6 +54,7 @@ from pops.payments.services.errors import (
     PaymentsUnavailable,
 )
 from pops.payments.services.locks import lock_guarantor
+from pops.payments.services.stored_cards import vault_tokens
 
 logger = logging.getLogger("pops.payments")
 
@@ -161,9 +162,9 @@ def _begin(request: PaymentRequest) -> PaymentAttempt:
         ).aggregate(total=Sum("amount_cents", default=0))["total"]
         check_amount(request.amount_cents, balances.current_balance - in_flight, group)
         plan = _plan_parts(guarantor, request.amount_cents, group)
-        if request.stored_card is not None and any(
-            not _vault_token(request.stored_card, account.pk) for account, _ in plan
-        ):
+        if request.stored_card is not None and not set(
+            vault_tokens(request.stored_card)
+        ).issuperset(account.pk for account, _ in plan):
             raise PaymentRefused(
                 "stored_card",
                 "That stored card cannot pay this balance. Please enter the card instead.",
@@ -275,6 +276,7 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest) -> None:
     """One gateway call per part, outside any transaction; stops at the first decline."""
     customer_id = f"{attempt.practice_id}-{request.guarantor.external_id}"
     parts = list(attempt.parts.select_related("merchant_account").order_by("pk"))
+    tokens = vault_tokens(request.stored_card) if request.stored_card else {}
     for index, part in enumerate(parts):
         if index and parts[index - 1].status == PartStatus.DECLINED:
             # One part was declined, so the payment is: the rest are never charged.
@@ -285,7 +287,7 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest) -> None:
             merchant_reference=part.merchant_reference,
             amount_cents=part.amount_cents,
             payment_token=request.payment_token,
-            vault_token=_charged_vault_token(request.stored_card, part.merchant_account_id),
+            vault_token=_vault_token(request.stored_card, tokens, part.merchant_account_id),
             wallet=request.wallet,
             store_card=attempt.store_card,
             customer_id=customer_id if (attempt.store_card or request.stored_card) else "",
@@ -314,31 +316,12 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest) -> None:
             _approve(part, result)
 
 
-def _vault_token(card: StoredCard, account_id: int) -> str:
-    """The card's vault token at a merchant account ("" if that account's vault lacks it): a
-    card stored by a split payment is in the vault of each account it was charged at, as one
-    active StoredCard row each, with the same brand, last 4 and expiry."""
-    if card.merchant_account_id == account_id:
-        return card.vault_token
-    twin = StoredCard.objects.filter(
-        practice_id=card.practice_id,
-        guarantor_id=card.guarantor_id,
-        merchant_account_id=account_id,
-        brand=card.brand,
-        last4=card.last4,
-        exp_month=card.exp_month,
-        exp_year=card.exp_year,
-        is_active=True,
-    ).first()
-    return twin.vault_token if twin else ""
-
-
-def _charged_vault_token(card: StoredCard | None, account_id: int) -> str:
+def _vault_token(card: StoredCard | None, tokens: dict[int, str], account_id: int) -> str:
     if card is None:
         return ""
     # Checked in _begin; should the twin be removed since, the gateway refuses the card's own
     # token and the attempt is abandoned (nothing charged, the key not used up).
-    return _vault_token(card, account_id) or card.vault_token
+    return tokens.get(account_id) or card.vault_token
 
 
 def write_answer(part: PaymentPart, expected: str, **changes: object) -> bool:

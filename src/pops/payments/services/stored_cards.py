@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from pops.core import audit, clock
 from pops.ledger.models import Guarantor
@@ -54,21 +55,27 @@ def list_cards(guarantor: Guarantor, *, today: dt.date | None = None) -> list[St
     return out
 
 
-def twins(card: StoredCard) -> list[StoredCard]:
-    """The active rows of the same card (itself included), one per merchant account vault."""
-    return list(
-        StoredCard.objects.filter(
-            practice_id=card.practice_id,
-            guarantor_id=card.guarantor_id,
-            brand=card.brand,
-            last4=card.last4,
-            exp_month=card.exp_month,
-            exp_year=card.exp_year,
-            is_active=True,
-        )
-        .select_related("merchant_account")
-        .order_by("pk")
+def _same_card(card: StoredCard) -> QuerySet[StoredCard]:
+    return StoredCard.objects.filter(
+        practice_id=card.practice_id,
+        guarantor_id=card.guarantor_id,
+        brand=card.brand,
+        last4=card.last4,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        is_active=True,
     )
+
+
+def twins(card: StoredCard) -> list[StoredCard]:
+    """The active rows of the same card (itself included), one per merchant account vault: a
+    card stored by a split payment is in the vault of each account it was charged at."""
+    return list(_same_card(card).select_related("merchant_account").order_by("pk"))
+
+
+def vault_tokens(card: StoredCard) -> dict[int, str]:
+    """The card's vault token at each merchant account whose vault holds it, in one query."""
+    return dict(_same_card(card).values_list("merchant_account_id", "vault_token"))
 
 
 def remove_card(card: StoredCard, *, actor: audit.Actor) -> StoredCard:
