@@ -46,6 +46,7 @@ from pops.payments.services.errors import (
     PaymentRefused,
     PaymentsUnavailable,
 )
+from pops.payments.services.receipts import transaction_numbers
 
 BODY_MAX_BYTES = 64 * 1024
 TOKEN_MAX_LENGTH = 8192  # a wallet's opaque payload is the longest token a gateway hands out
@@ -269,11 +270,7 @@ def answer(attempt: PaymentAttempt) -> Answer:
                 "message": attempt.decline_message or "The payment was declined.",
             },
         )
-    numbers = list(
-        attempt.parts.exclude(transaction_id="")
-        .order_by("pk")
-        .values_list("transaction_id", flat=True)
-    )
+    numbers = list(transaction_numbers(receipt))
     return Answer(
         201,
         {

@@ -25,8 +25,8 @@ from pops.core.money import display_amount
 from pops.groups.services import resolve_group
 from pops.ledger.models import Receipt
 from pops.notify.email import EmailNotSent, send_email
-from pops.payments.models import PaymentAttempt, PaymentPart
-from pops.payments.services.receipts import WALLETS
+from pops.payments.models import PaymentAttempt
+from pops.payments.services.receipts import WALLETS, transaction_numbers
 
 logger = logging.getLogger("pops.payments")
 
@@ -106,12 +106,7 @@ def receipt_email(attempt_id: int) -> ReceiptEmail | None:
     group = attempt.group or resolve_group(guarantor.practice)
     if not group.email_receipt:
         return None
-    numbers = tuple(
-        attempt.parts.filter(status=PaymentPart.Status.APPROVED)
-        .exclude(transaction_id="")
-        .order_by("pk")
-        .values_list("transaction_id", flat=True)
-    )
+    numbers = transaction_numbers(receipt)  # a Paid receipt: every part approved
     return ReceiptEmail(
         to=to,
         group_name=group.name or guarantor.practice.name,
