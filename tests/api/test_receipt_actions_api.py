@@ -155,6 +155,17 @@ def test_a_refund_an_unsuccessful_receipt_or_one_voided_already_cannot_be_voided
     unchanged()
 
 
+def test_a_body_over_16_kb_is_400_and_changes_nothing(api, guarantor):
+    receipt = paid_receipt(guarantor, 1000)
+
+    response = void(api, receipt.number, reason="x" * 20_000)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["message"] == "the body is over 16384 bytes"
+    receipt.refresh_from_db()
+    assert receipt.status == Receipt.Status.PAID
+
+
 def test_void_and_refund_need_an_idempotency_key(api, guarantor):
     receipt = paid_receipt(guarantor, 1000)
 

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from django.http import HttpRequest
 from ninja import Schema
@@ -49,6 +49,7 @@ from pops.payments.services.errors import (
 from pops.payments.services.receipts import transaction_numbers
 
 BODY_MAX_BYTES = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
 TOKEN_MAX_LENGTH = 8192  # a wallet's opaque payload is the longest token a gateway hands out
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -139,28 +140,35 @@ class PaymentIn(BaseModel):
         return idempotency.fingerprint("api:payments", self.model_dump(mode="json"))
 
 
-def read_payment(request: HttpRequest) -> PaymentIn:
-    """The body as a `PaymentIn`: 400 when it is not JSON, 422 naming each bad field."""
-    too_large = ApiError(400, f"the body is over {BODY_MAX_BYTES} bytes")
+def read_json(request: HttpRequest, model: type[M], max_bytes: int = BODY_MAX_BYTES) -> M:
+    """The JSON body as `model`: 400 when it is too large (refused before it is read when its
+    Content-Length says so) or not JSON, 422 naming each bad field by its name in the body.
+    Read here rather than by a view parameter, so nothing but the field's name is in a path."""
+    too_large = ApiError(400, f"the body is over {max_bytes} bytes")
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise ApiError(400, "must be a number of bytes", "Content-Length") from None
-    if length > BODY_MAX_BYTES:
+    if length > max_bytes:
         raise too_large  # refused before it is read
     body = request.body
-    if len(body) > BODY_MAX_BYTES:
+    if len(body) > max_bytes:
         raise too_large
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise ApiError(400, "send a JSON object") from None
     try:
-        payment = PaymentIn.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         raise RequestInvalid(
             [{"loc": p["loc"], "msg": p["msg"]} for p in error.errors(include_input=False)]
         ) from None
+
+
+def read_payment(request: HttpRequest) -> PaymentIn:
+    """The body as a `PaymentIn`: 400 when it is not JSON, 422 naming each bad field."""
+    payment = read_json(request, PaymentIn)
     if payment.stored_card is not None and payment.wallet is not None:
         raise ApiError(
             422, "a stored card is not a wallet payment: send one or the other", "wallet"

@@ -2,18 +2,15 @@
 `Idempotency-Key` (see `pops.api.idempotency`)."""
 
 import datetime as dt
-import json
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
-from ninja.errors import ValidationError as RequestInvalid
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     StringConstraints,
-    ValidationError,
     field_validator,
 )
 
@@ -21,7 +18,14 @@ from pops.api import idempotency
 from pops.api.auth import actor_of, practice_of
 from pops.api.errors import ApiError
 from pops.api.openapi import inline_schema
-from pops.api.payments_io import SERVICE_ERRORS, Amount, ReferenceBatchOut, api_error, batch_out
+from pops.api.payments_io import (
+    SERVICE_ERRORS,
+    Amount,
+    ReferenceBatchOut,
+    api_error,
+    batch_out,
+    read_json,
+)
 from pops.api.schemas import with_errors
 from pops.core.money import format_amount
 from pops.ledger.importing.schema import plain_text
@@ -45,7 +49,6 @@ KEY_PARAMETER = {
 }
 ERRORS = (404, 409, 503)
 BODY_MAX_BYTES = 16 * 1024
-M = TypeVar("M", bound=BaseModel)
 
 
 def _strip(value: Any) -> Any:
@@ -102,24 +105,6 @@ def _extra(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def _read(request: HttpRequest, model: type[M]) -> M:
-    """The JSON body as `model`: 400 when it is not JSON, 422 naming each bad field (by its
-    name in the body, as every error of the API does). Read here rather than by a view
-    parameter, so that nothing but the field's name is in an error's path."""
-    if len(request.body) > BODY_MAX_BYTES:
-        raise ApiError(400, f"the body is over {BODY_MAX_BYTES} bytes")
-    try:
-        data = json.loads(request.body)
-    except (UnicodeDecodeError, ValueError):
-        raise ApiError(400, "send a JSON object") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise RequestInvalid(
-            [{"loc": e["loc"], "msg": e["msg"]} for e in error.errors(include_input=False)]
-        ) from None
-
-
 def _receipt(request: HttpRequest, number: str) -> Receipt:
     receipt = Receipt.objects.filter(practice=practice_of(request), number=number).first()
     if receipt is None:
@@ -157,7 +142,7 @@ def void(
     have; 503 when the card processor did not confirm the void: try again (voiding twice is
     safe), even on a later day, to finish it."""
     idempotency.key_of(request)
-    body = _read(request, VoidIn)
+    body = read_json(request, VoidIn, BODY_MAX_BYTES)
 
     def work() -> tuple[int, Any]:
         receipt = _receipt(request, receipt_number)
@@ -195,7 +180,7 @@ def refund(
     with nothing refunded. 503 when the card processor did not confirm the refund: retry with the
     same Idempotency-Key to finish it (it is never refunded twice)."""
     key = idempotency.key_of(request)
-    body = _read(request, RefundIn)
+    body = read_json(request, RefundIn, BODY_MAX_BYTES)
 
     def work() -> tuple[int, Any]:
         receipt = _receipt(request, receipt_number)
