@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.utils.text import slugify
 
-from pops.core import audit, clock
+from pops.core import audit, clock, rows
 from pops.core.models import User
 from pops.groups.models import Group
 from pops.ledger.models import Practice
@@ -24,7 +24,7 @@ def resolve_group(practice: Practice, slug: str | None = None) -> Group:
         if group is None:
             raise GroupNotFound(slug)
         return group
-    group = Group.objects.filter(practice=practice, is_default=True).first()
+    group = rows.get(Group, "practice_id = %s AND is_default = %s", [practice.pk, True])
     return group or Group(practice=practice, name=practice.name, slug="default")
 
 

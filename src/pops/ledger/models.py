@@ -280,7 +280,12 @@ class ReceiptNumber(models.Model):
 
     @classmethod
     def next(cls) -> str:
-        return f"{cls.PREFIX}{cls.objects.create().pk:07d}"
+        from pops.core import rows
+
+        table = cls._meta.db_table
+        row = rows.fetch_one(f"INSERT INTO {table} DEFAULT VALUES RETURNING id")  # noqa: S608
+        assert row is not None
+        return f"{cls.PREFIX}{row[0]:07d}"
 
 
 class Application(PracticeScoped):

@@ -5,18 +5,20 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from pops.core import audit
+from pops.core import audit, rows
 from pops.core.audit import Actor
 from pops.ledger.models import Facility, Practice, Provider
 from pops.payments.gateways.sandbox.adapter import SandboxGateway
 from pops.payments.models import MerchantAccount
 
 
-def default_account(practice: Practice) -> MerchantAccount | None:
+def default_account(practice: Practice | int) -> MerchantAccount | None:
     """The practice's own active account (not a facility's or provider's)."""
-    return MerchantAccount.objects.filter(
-        practice=practice, facility=None, provider=None, is_active=True
-    ).first()
+    return rows.get(
+        MerchantAccount,
+        "practice_id = %s AND facility_id IS NULL AND provider_id IS NULL AND is_active = %s",
+        [practice if isinstance(practice, int) else practice.pk, True],
+    )
 
 
 def account_for(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, Sum
 
-from pops.core import audit, clock
+from pops.core import audit, clock, rows
 from pops.ledger.models import Practice, Receipt, ReferenceBatch
 
 
@@ -23,11 +23,9 @@ def pops_batch(practice: Practice, date: dt.date) -> ReferenceBatch:
     from pops.groups.services import system_user
 
     for _ in range(3):
-        found = ReferenceBatch.objects.filter(
-            practice=practice, date=date, is_pops=True, status=ReferenceBatch.Status.OPEN
-        ).first()
-        if found is not None and _held_open(found):
-            return found  # (one closed a moment ago is not: open a new one)
+        found = _open_pops_batch(practice.pk, date)
+        if found is not None:
+            return found
         try:
             with transaction.atomic():
                 return ReferenceBatch.objects.create(
@@ -42,18 +40,18 @@ def pops_batch(practice: Practice, date: dt.date) -> ReferenceBatch:
     raise RuntimeError("could not open or find the POPS batch")  # pragma: no cover
 
 
-def _held_open(batch: ReferenceBatch) -> bool:
-    """Whether `batch` is still open, holding it so until the caller's transaction ends: a
-    FOR KEY SHARE row lock, which close_batch's FOR UPDATE waits for and other payments do not
-    (no hot row). On SQLite the write lock every transaction takes at BEGIN already does it."""
-    if connection.vendor != "postgresql":
-        return True
-    table = connection.ops.quote_name(ReferenceBatch._meta.db_table)
-    sql = f"SELECT status FROM {table} WHERE id = %s FOR KEY SHARE"  # noqa: S608 (our own table)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [batch.pk])
-        row = cursor.fetchone()
-    return row is not None and row[0] == ReferenceBatch.Status.OPEN
+def _open_pops_batch(practice_id: int, date: dt.date) -> ReferenceBatch | None:
+    """The open POPS batch of the date, held open until the caller's transaction ends: a FOR
+    KEY SHARE row lock, which close_batch's FOR UPDATE waits for and other payments do not (no
+    hot row). A batch being closed makes this wait, then find no open batch (PostgreSQL checks
+    the row again once the lock is free). On SQLite the write lock every transaction takes at
+    BEGIN already does it."""
+    return rows.get(
+        ReferenceBatch,
+        "practice_id = %s AND date = %s AND is_pops = %s AND status = %s",
+        [practice_id, connection.ops.adapt_datefield_value(date), True, ReferenceBatch.Status.OPEN],
+        lock="key share",
+    )
 
 
 @transaction.atomic

@@ -22,17 +22,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
 
-from pops.core import audit, clock
+from pops.core import audit, clock, rows
 from pops.core.db import retry_on_conflict
 from pops.core.models import AuditEvent
 from pops.groups.models import Group
 from pops.groups.services import resolve_group
-from pops.ledger.models import Guarantor, Receipt, ReceiptNumber, ServiceLine
-from pops.ledger.services.balances import REMAINING, guarantor_balances
+from pops.ledger.models import Guarantor, Practice, Receipt, ReceiptNumber
+from pops.ledger.services.balances import guarantor_balances
 from pops.ledger.services.batches import pops_batch
-from pops.ledger.services.posting import post_payment
+from pops.ledger.services.posting import open_lines_oldest_first, post_payment
 from pops.payments.gateways.base import (
     CardInfo,
     ChargeRequest,
@@ -105,15 +104,15 @@ def pay(request: PaymentRequest) -> PaymentAttempt:
     if existing is not None:
         return existing
     try:
-        attempt = _begin(request)
+        attempt, parts = _begin(request)
     except IntegrityError:
         # Another request with the same key got there first (the unique constraint decided).
         existing = replay(request)
         if existing is None:  # pragma: no cover - the constraint names the key
             raise
         return existing
-    _charge(attempt, request)
-    return finish(attempt)
+    _charge(attempt, request, parts)
+    return finish(attempt, parts)
 
 
 def replay(request: PaymentRequest) -> PaymentAttempt | None:
@@ -127,11 +126,16 @@ def earlier_attempt(
 ) -> PaymentAttempt | None:
     """The attempt made with this key, if any (with `related` loaded). Raises KeyReused when it
     was made with another request, InProgress while it is still being made."""
-    attempt = (
-        PaymentAttempt.objects.filter(practice_id=practice_id, idempotency_key=key)
-        .select_related(*related)
-        .first()
-    )
+    if related:
+        attempt = (
+            PaymentAttempt.objects.filter(practice_id=practice_id, idempotency_key=key)
+            .select_related(*related)
+            .first()
+        )
+    else:
+        attempt = rows.get(
+            PaymentAttempt, "practice_id = %s AND idempotency_key = %s", [practice_id, key]
+        )
     if attempt is None:
         return None
     if attempt.fingerprint != fingerprint:
@@ -144,23 +148,42 @@ def earlier_attempt(
 # --- 1. Begin ---------------------------------------------------------------------------------
 
 
-def _begin(request: PaymentRequest) -> PaymentAttempt:
+# Read under the guarantor's lock: is the key taken (by a twin that began while this request
+# waited for the lock), and how much of the guarantor's money is already in flight.
+_KEY_AND_IN_FLIGHT = """
+    SELECT
+        EXISTS (SELECT 1 FROM payments_paymentattempt
+                WHERE practice_id = %s AND idempotency_key = %s),
+        (SELECT COALESCE(SUM(amount_cents), 0) FROM payments_paymentattempt
+         WHERE guarantor_id = %s AND status IN (%s, %s))
+"""
+
+
+def practice_of(guarantor: Guarantor) -> Practice:
+    """The guarantor's practice, read once (and kept on the guarantor)."""
+    if not Guarantor.practice.is_cached(guarantor):
+        practice = rows.get(Practice, "id = %s", [guarantor.practice_id])
+        assert practice is not None  # a foreign key
+        guarantor.practice = practice
+    return guarantor.practice
+
+
+def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
     guarantor = request.guarantor
-    group = request.group or resolve_group(guarantor.practice)
+    practice = practice_of(guarantor)
+    group = request.group or resolve_group(practice)
     _check_method(request, group)
     with transaction.atomic():
         lock_guarantor(guarantor.pk)
-        if PaymentAttempt.objects.filter(
-            practice_id=guarantor.practice_id, idempotency_key=request.idempotency_key
-        ).exists():
+        key_taken, in_flight = rows.fetch_one(  # type: ignore[misc]
+            _KEY_AND_IN_FLIGHT, [practice.pk, request.idempotency_key, guarantor.pk, *IN_FLIGHT]
+        )
+        if key_taken:
             # A twin request with this key began while this one waited for the lock: replay it
             # (pay() does on IntegrityError) rather than count its reserved amount against us.
             raise IntegrityError("attempt_key_unique")
         balances = guarantor_balances(guarantor, include_new_charges=group.include_new_charges)
-        in_flight = PaymentAttempt.objects.filter(
-            guarantor=guarantor, status__in=IN_FLIGHT
-        ).aggregate(total=Sum("amount_cents", default=0))["total"]
-        check_amount(request.amount_cents, balances.current_balance - in_flight, group)
+        check_amount(request.amount_cents, balances.current_balance - int(in_flight), group)
         plan = _plan_parts(guarantor, request.amount_cents, group)
         if request.stored_card is not None and not set(
             vault_tokens(request.stored_card)
@@ -169,7 +192,7 @@ def _begin(request: PaymentRequest) -> PaymentAttempt:
                 "stored_card",
                 "That stored card cannot pay this balance. Please enter the card instead.",
             )
-        attempt = PaymentAttempt.objects.create(
+        attempt = PaymentAttempt(
             practice_id=guarantor.practice_id,
             guarantor=guarantor,
             group=group if group.pk else None,
@@ -182,7 +205,8 @@ def _begin(request: PaymentRequest) -> PaymentAttempt:
             source=request.source,
             actor_label=request.actor.label,
         )
-        PaymentPart.objects.bulk_create(
+        rows.insert(attempt)
+        parts = [
             PaymentPart(
                 attempt=attempt,
                 merchant_account=account,
@@ -190,11 +214,12 @@ def _begin(request: PaymentRequest) -> PaymentAttempt:
                 amount_cents=amount,
             )
             for index, (account, amount) in enumerate(plan, start=1)
-        )
+        ]
+        rows.insert(*parts)
         audit.record(
             "payments.attempt.started",
             actor=request.actor,
-            practice=guarantor.practice,
+            practice=practice,
             resource=("payment_attempt", str(attempt.pk)),
             guarantor_id=guarantor.external_id,
             data={
@@ -204,7 +229,7 @@ def _begin(request: PaymentRequest) -> PaymentAttempt:
                 "source": attempt.source,
             },
         )
-    return attempt
+    return attempt, parts
 
 
 def _check_method(request: PaymentRequest, group: Group) -> None:
@@ -232,7 +257,7 @@ def _plan_parts(
     """Which merchant account takes how much: all of it on the practice's account, or, when the
     Group splits payments, each facility's or provider's share of the lines the payment will be
     applied to (oldest first), the rest on the practice's account."""
-    default = default_account(guarantor.practice)
+    default = default_account(guarantor.practice_id)
     if default is None:
         raise PaymentsUnavailable("the practice has no merchant account")
     if not group.split_payments:
@@ -243,21 +268,7 @@ def _plan_parts(
     shares: dict[int, int] = defaultdict(int)
     chosen: dict[int, MerchantAccount] = {default.pk: default}
     left = amount
-    lines = (
-        ServiceLine.objects.filter(
-            encounter__guarantor_id=guarantor.pk, encounter__collection_agency__isnull=True
-        )
-        .annotate(remaining=REMAINING)
-        .filter(remaining__gt=0)
-        .order_by(
-            "encounter__service_date",
-            F("encounter__number_numeric").asc(nulls_last=True),
-            "encounter__number",
-            "line",
-        )
-        .values_list("remaining", "encounter__facility_id", "encounter__provider_id")
-    )
-    for remaining, facility_id, provider_id in lines:
+    for _, remaining, facility_id, provider_id in open_lines_oldest_first(guarantor.pk):
         if not left:
             break
         account = by_facility.get(facility_id) or by_provider.get(provider_id) or default
@@ -272,10 +283,10 @@ def _plan_parts(
 # --- 2. Charge --------------------------------------------------------------------------------
 
 
-def _charge(attempt: PaymentAttempt, request: PaymentRequest) -> None:
-    """One gateway call per part, outside any transaction; stops at the first decline."""
+def _charge(attempt: PaymentAttempt, request: PaymentRequest, parts: list[PaymentPart]) -> None:
+    """One gateway call per part (the attempt's, in order, with their merchant accounts),
+    outside any transaction; stops at the first decline."""
     customer_id = f"{attempt.practice_id}-{request.guarantor.external_id}"
-    parts = list(attempt.parts.select_related("merchant_account").order_by("pk"))
     tokens = vault_tokens(request.stored_card) if request.stored_card else {}
     for index, part in enumerate(parts):
         if index and parts[index - 1].status == PartStatus.DECLINED:
@@ -328,13 +339,12 @@ def write_answer(part: PaymentPart, expected: str, **changes: object) -> bool:
     """Write a part's answer only while it is still `expected` (pending, or approved for a void),
     so an answer written by a twin (the reconciler, say) is never overwritten. Keeps `part` in
     step with the row."""
-    written = PaymentPart.objects.filter(pk=part.pk, status=expected).update(**changes)
-    if written:
-        for name, value in changes.items():
-            setattr(part, name, value)
-    else:
-        part.refresh_from_db()
-    return bool(written)
+    for name, value in changes.items():
+        setattr(part, name, value)
+    written = rows.update(part, changes, where="status = %s", params=[expected])
+    if not written:
+        part.refresh_from_db()  # (undoes the attributes set above)
+    return written
 
 
 def card_fields(card: CardInfo | None) -> dict[str, object]:
@@ -421,10 +431,12 @@ def _void_part(part: PaymentPart) -> bool:
 # --- 3. Settle --------------------------------------------------------------------------------
 
 
-def finish(attempt: PaymentAttempt) -> PaymentAttempt:
-    """Write the attempt's outcome from its parts' answers. Safe to call again (the reconciler
-    does): a settled attempt is left as it is."""
-    parts = list(attempt.parts.order_by("pk"))
+def finish(attempt: PaymentAttempt, parts: list[PaymentPart] | None = None) -> PaymentAttempt:
+    """Write the attempt's outcome from its parts' answers (`parts`: as the caller just wrote
+    them, else read now). Safe to call again (the reconciler does): a settled attempt is left
+    as it is."""
+    if parts is None:
+        parts = rows.select(PaymentPart, "attempt_id = %s", [attempt.pk], order_by="id")
     statuses = {part.status for part in parts}
     declined = bool(statuses & {PartStatus.DECLINED, PartStatus.VOIDED})
     if declined:
@@ -449,20 +461,18 @@ def finish(attempt: PaymentAttempt) -> PaymentAttempt:
 def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) -> PaymentAttempt:
     with transaction.atomic():
         # The guarantor first, as every payment and posting takes it, then the attempt.
-        lock_guarantor(unlocked.guarantor_id)
-        attempt = (
-            PaymentAttempt.objects.select_for_update(of=("self",))
-            .select_related("guarantor__practice", "group")
-            .get(pk=unlocked.pk)
-        )
+        guarantor = lock_guarantor(unlocked.guarantor_id)
+        attempt = rows.get(PaymentAttempt, "id = %s", [unlocked.pk], lock=True)
+        assert guarantor is not None  # a foreign key
+        assert attempt is not None
         if attempt.is_settled or attempt.status == outcome:
             return attempt
-        guarantor = attempt.guarantor
-        practice = guarantor.practice
+        practice = practice_of(guarantor)
+        attempt.guarantor = guarantor
         actor = audit.Actor.system()
         if outcome == Status.UNKNOWN:
             attempt.status = outcome
-            attempt.save(update_fields=["status"])
+            rows.update(attempt, ["status"])
             audit.record(
                 "payments.attempt.unknown",
                 actor=actor,
@@ -484,13 +494,13 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
             card_last4=card.card_last4 if card else "",
         )
         if outcome == Status.SUCCEEDED:
-            group = attempt.group or resolve_group(practice)
+            group = group_of(attempt)
             approved_at = max(p.approved_at or clock.now() for p in parts)
             receipt.date = clock.local_date(practice.time_zone, approved_at)
             receipt.amount_cents = attempt.amount_cents
             receipt.status = Receipt.Status.PAID
             receipt.reference_batch = pops_batch(practice, receipt.date)
-            receipt.save()
+            rows.insert(receipt)
             post_payment(receipt, auto_post=group.auto_post)
             _store_card(attempt, parts)
         else:
@@ -502,11 +512,9 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
             receipt.date = clock.local_date(practice.time_zone, attempt.created_at)
             receipt.amount_cents = 0
             receipt.status = Receipt.Status.UNSUCCESSFUL
-            receipt.save()
+            rows.insert(receipt)
         attempt.status, attempt.receipt, attempt.settled_at = outcome, receipt, clock.now()
-        attempt.save(
-            update_fields=["status", "receipt", "settled_at", "decline_code", "decline_message"]
-        )
+        rows.update(attempt, ["status", "receipt", "settled_at", "decline_code", "decline_message"])
         audit.record(
             f"payments.payment.{'succeeded' if outcome == Status.SUCCEEDED else 'declined'}",
             actor=actor,
@@ -523,6 +531,15 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
         if outcome == Status.SUCCEEDED and attempt.email:
             transaction.on_commit(lambda: _after_payment(attempt.pk))
         return attempt
+
+
+def group_of(attempt: PaymentAttempt) -> Group:
+    """The Group the attempt was made through (else its practice's default), kept on it."""
+    group = rows.get(Group, "id = %s", [attempt.group_id]) if attempt.group_id else None
+    if group is None:
+        return resolve_group(practice_of(attempt.guarantor))
+    attempt.group = group
+    return group
 
 
 def _store_card(attempt: PaymentAttempt, parts: list[PaymentPart]) -> None:

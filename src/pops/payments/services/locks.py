@@ -1,11 +1,13 @@
 """The row locks of a guarantor's money, taken in one order by every writer."""
 
+from pops.core import rows
 from pops.ledger.models import Guarantor, Receipt
 
 
-def lock_guarantor(guarantor_id: int) -> None:
-    """Inside a transaction: lock the guarantor's row, the first lock of every money writer."""
-    Guarantor.objects.select_for_update().filter(pk=guarantor_id).first()
+def lock_guarantor(guarantor_id: int) -> Guarantor | None:
+    """Inside a transaction: lock the guarantor's row, the first lock of every money writer,
+    and answer it as it is now."""
+    return rows.get(Guarantor, "id = %s", [guarantor_id], lock=True)
 
 
 def lock_receipt(receipt_id: int) -> Receipt:

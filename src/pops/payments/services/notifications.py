@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from django.template.loader import render_to_string
 from django_tasks import task
 
+from pops.core import rows
 from pops.core.money import display_amount
-from pops.groups.services import resolve_group
-from pops.ledger.models import Receipt
+from pops.ledger.models import Guarantor, Receipt
 from pops.notify.email import EmailNotSent, send_email
 from pops.payments.models import PaymentAttempt
 from pops.payments.services.receipts import WALLETS, transaction_numbers
@@ -89,27 +89,27 @@ def receipt_email(attempt_id: int) -> ReceiptEmail | None:
     """The emailed receipt of an attempt, or None when none is due: the payment did not
     succeed (or was voided since), the payer gave no email, or the Group's Email Receipt
     option is off."""
-    attempt = (
-        PaymentAttempt.objects.select_related("group", "receipt", "guarantor__practice")
-        .filter(pk=attempt_id)
-        .first()
-    )
+    from pops.payments.services.attempts import group_of, practice_of
+
+    attempt = rows.get(PaymentAttempt, "id = %s", [attempt_id])
     if attempt is None or attempt.status != PaymentAttempt.Status.SUCCEEDED:
         return None
-    receipt = attempt.receipt
+    to = attempt.email.strip()
+    if not to or attempt.receipt_id is None:
+        return None
+    receipt = rows.get(Receipt, "id = %s", [attempt.receipt_id])
     if receipt is None or receipt.status != Receipt.Status.PAID:
         return None
-    to = attempt.email.strip()
-    if not to:
-        return None
-    guarantor = attempt.guarantor
-    group = attempt.group or resolve_group(guarantor.practice)
+    guarantor = rows.get(Guarantor, "id = %s", [attempt.guarantor_id])
+    assert guarantor is not None  # a foreign key
+    attempt.guarantor = guarantor
+    group = group_of(attempt)
     if not group.email_receipt:
         return None
     numbers = transaction_numbers(receipt)  # a Paid receipt: every part approved
     return ReceiptEmail(
         to=to,
-        group_name=group.name or guarantor.practice.name,
+        group_name=group.name or practice_of(guarantor).name,
         logo_url=group.logo_url,
         receipt_number=receipt.number,
         guarantor=f"{guarantor.first_name} {guarantor.last_name}".strip(),

@@ -14,8 +14,9 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import F, QuerySet
+from django.db.models import F
 
+from pops.core import rows
 from pops.ledger.models import (
     Application,
     LedgerEntry,
@@ -24,7 +25,7 @@ from pops.ledger.models import (
     ReferenceBatch,
     ServiceLine,
 )
-from pops.payments.models import PaymentAttempt, PaymentPart, RefundPart
+from pops.payments.models import PaymentAttempt, RefundPart
 
 WALLETS = (PaymentAttempt.Method.APPLE_PAY.label, PaymentAttempt.Method.GOOGLE_PAY.label)
 
@@ -100,14 +101,22 @@ def transaction_numbers(receipt: Receipt) -> tuple[str, ...]:
     transaction(s) at the gateway. None for an Unsuccessful receipt (no money moved)."""
     if receipt.status == Receipt.Status.UNSUCCESSFUL:
         return ()
-    parts: QuerySet[RefundPart] | QuerySet[PaymentPart]
     if receipt.type == Receipt.Type.REFUND:
         parts = RefundPart.objects.filter(refund__receipt=receipt)
-    else:
-        parts = PaymentPart.objects.filter(attempt__receipt=receipt)
-    return tuple(
-        parts.exclude(transaction_id="").order_by("pk").values_list("transaction_id", flat=True)
-    )
+        return tuple(
+            parts.exclude(transaction_id="").order_by("pk").values_list("transaction_id", flat=True)
+        )
+    return tuple(number for (number,) in rows.fetch_all(_PAYMENT_NUMBERS, [receipt.pk]))
+
+
+# A payment's transaction numbers (hand-written: every emailed receipt and payment answer
+# reads them).
+_PAYMENT_NUMBERS = """
+    SELECT part.transaction_id FROM payments_paymentpart part
+    JOIN payments_paymentattempt attempt ON attempt.id = part.attempt_id
+    WHERE attempt.receipt_id = %s AND part.transaction_id <> ''
+    ORDER BY part.id
+"""
 
 
 def receipt_content(receipt: Receipt) -> ReceiptContent:

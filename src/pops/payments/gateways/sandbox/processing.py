@@ -7,7 +7,7 @@ the Sandbox's own tables only. Errors are the gateway contract's: nothing here r
 
 from __future__ import annotations
 
-from pops.core import clock
+from pops.core import clock, rows
 from pops.payments.gateways.base import ChargeRequest, InvalidRequest, RefundRequest
 from pops.payments.gateways.sandbox import cards, tokens
 from pops.payments.gateways.sandbox.cards import Outcome
@@ -22,9 +22,7 @@ def charge(merchant_id: str, request: ChargeRequest) -> tuple[Transaction, bool]
     unique constraint instead, and the adapter runs them again.
     """
     token = tokens.lock(request.payment_token, request.wallet) if request.payment_token else None
-    existing = Transaction.objects.filter(
-        merchant_id=merchant_id, merchant_reference=request.merchant_reference
-    ).first()
+    existing = query(merchant_id, request.merchant_reference)
     if existing is not None:
         if existing.amount_cents != request.amount_cents:
             raise InvalidRequest(
@@ -55,7 +53,7 @@ def charge(merchant_id: str, request: ChargeRequest) -> tuple[Transaction, bool]
             customer_id=request.customer_id,
             **_card_fields(source),
         )
-    created = Transaction.objects.create(
+    created = Transaction(
         transaction_id=tokens.random_id("sbx_", 16),
         merchant_id=merchant_id,
         merchant_reference=request.merchant_reference,
@@ -68,13 +66,13 @@ def charge(merchant_id: str, request: ChargeRequest) -> tuple[Transaction, bool]
         vault_token=vault_token,
         **_card_fields(source),
     )
+    rows.insert(created)
     return created, False
 
 
 def query(merchant_id: str, merchant_reference: str) -> Transaction | None:
-    return Transaction.objects.filter(
-        merchant_id=merchant_id, merchant_reference=merchant_reference
-    ).first()
+    where = "merchant_id = %s AND merchant_reference = %s"
+    return rows.get(Transaction, where, [merchant_id, merchant_reference])
 
 
 def void(merchant_id: str, transaction_id: str) -> Transaction:

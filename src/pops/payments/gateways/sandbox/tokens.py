@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import secrets
 
-from pops.core import clock
+from pops.core import clock, rows
 from pops.payments.gateways.base import InvalidRequest, WalletKind
 from pops.payments.gateways.sandbox import cards
 from pops.payments.gateways.sandbox.models import Token, TokenUse
@@ -84,9 +84,7 @@ def lock(payment_token: str, wallet: WalletKind | None) -> Token | None:
     token_id = _wallet_token_id(payment_token, wallet) if wallet else payment_token
     if token_id is None:
         return None
-    return (
-        Token.objects.select_for_update().filter(token=token_id, wallet=str(wallet or "")).first()
-    )
+    return rows.get(Token, "token = %s AND wallet = %s", [token_id, str(wallet or "")], lock=True)
 
 
 def use(token: Token | None, merchant_id: str) -> Token:
@@ -98,10 +96,13 @@ def use(token: Token | None, merchant_id: str) -> Token:
         raise InvalidRequest("invalid_token", "The payment token is not valid.")
     if token.expires_at <= clock.now():
         raise InvalidRequest("token_expired", "The payment token has expired.")
-    if TokenUse.objects.filter(token=token, merchant_id=merchant_id).exists():
+    if rows.fetch_one(_USED, [token.pk, merchant_id]):
         raise InvalidRequest("token_used", "The payment token has already been used.")
-    TokenUse.objects.create(token=token, merchant_id=merchant_id)
+    rows.insert(TokenUse(token=token, merchant_id=merchant_id))
     return token
+
+
+_USED = "SELECT 1 FROM sandbox_gateway_tokenuse WHERE token_id = %s AND merchant_id = %s"
 
 
 def _wallet_token_id(payload: str, wallet: WalletKind) -> str | None:
