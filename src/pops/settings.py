@@ -114,10 +114,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{_TEST_SUFFIX}.sqlite3")}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_pops_{_TEST_SUFFIX}"}
-    # Server-side binding lets psycopg prepare a statement once it has run 5 times on a
-    # connection (its prepare_threshold), so PostgreSQL stops parsing and planning the same
-    # payment statements again; persistent connections (above) keep them prepared.
-    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True}
+    # Server-side binding, and psycopg preparing a statement once it has run 5 times on a
+    # connection (Django turns that off unless asked), so PostgreSQL stops parsing and planning
+    # the same payment statements again; persistent connections (above) keep them prepared.
+    # Behind PgBouncer in transaction mode, set DATABASE_PREPARE_THRESHOLD=none.
+    _prepare = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
+    DATABASES["default"]["OPTIONS"] = {
+        "server_side_binding": True,
+        "prepare_threshold": None if _prepare.lower() == "none" else int(_prepare),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 PASSWORD_HASHERS = [
