@@ -42,13 +42,13 @@ def execute(sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         return cursor.rowcount
 
 
-def row_lock(strength: str = "update") -> str:
-    """` FOR UPDATE` (or another strength: "key share") on PostgreSQL; nothing on SQLite, where
-    the write lock every (IMMEDIATE) transaction takes when it begins already serializes the
-    writers."""
+def row_lock(strength: str = "update", *, of: str = "") -> str:
+    """` FOR UPDATE [OF table]` (or another strength: "key share") on PostgreSQL; nothing on
+    SQLite, where the write lock every (IMMEDIATE) transaction takes when it begins already
+    serializes the writers."""
     if connection.vendor != "postgresql":
         return ""
-    return f" FOR {strength.upper()}"
+    return f" FOR {strength.upper()}" + (f" OF {of}" if of else "")
 
 
 # --- model rows -------------------------------------------------------------------------------
@@ -119,8 +119,20 @@ def select(model: type[M], where: str, params: Sequence[Any], *, order_by: str =
     return [from_row(model, row) for row in fetch_all(_select_sql(model, where, suffix), params)]
 
 
+# Fields whose Python value is already what the database takes (text, whole numbers, booleans,
+# foreign keys): their value is passed as it is. Every other field (dates and times, JSON, an
+# IP address...) goes through its own `pre_save` and `get_db_prep_save`, as the ORM's would.
+_AS_IS = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.BooleanField,
+    models.ForeignKey,
+)
+
+
 @cache
-def _insert_sql(model: type[models.Model], rows: int) -> tuple[str, list[models.Field]]:
+def _insert_sql(model: type[models.Model], rows: int) -> tuple[str, list[tuple[str, Any]]]:
     fields = [f for f in _fields(model) if not f.primary_key]
     table = _quote(model._meta.db_table)
     columns = ", ".join(_quote(f.column) for f in fields)
@@ -128,7 +140,7 @@ def _insert_sql(model: type[models.Model], rows: int) -> tuple[str, list[models.
     values = ", ".join([one] * rows)
     pk = _quote(model._meta.pk.column)
     sql = f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING {pk}"  # noqa: S608
-    return sql, fields
+    return sql, [(f.attname, None if isinstance(f, _AS_IS) else f) for f in fields]
 
 
 def insert(*objects: M) -> None:
@@ -138,9 +150,11 @@ def insert(*objects: M) -> None:
     model = type(objects[0])
     sql, fields = _insert_sql(model, len(objects))
     params = [
-        field.get_db_prep_save(field.pre_save(obj, True), connection)
+        getattr(obj, attname)
+        if field is None
+        else field.get_db_prep_save(field.pre_save(obj, True), connection)
         for obj in objects
-        for field in fields
+        for attname, field in fields
     ]
     rows = fetch_all(sql, params)
     # PostgreSQL and SQLite answer RETURNING rows in the order of the VALUES list.

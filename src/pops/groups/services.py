@@ -24,8 +24,14 @@ def resolve_group(practice: Practice, slug: str | None = None) -> Group:
         if group is None:
             raise GroupNotFound(slug)
         return group
-    group = rows.get(Group, "practice_id = %s AND is_default = %s", [practice.pk, True])
-    return group or Group(practice=practice, name=practice.name, slug="default")
+    return default_group(practice.pk) or Group(
+        practice=practice, name=practice.name, slug="default"
+    )
+
+
+def default_group(practice_id: int) -> Group | None:
+    """The practice's default Group, if it has one."""
+    return rows.get(Group, "practice_id = %s AND is_default = %s", [practice_id, True])
 
 
 def system_user(practice: Practice) -> User:

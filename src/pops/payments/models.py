@@ -116,7 +116,12 @@ class PaymentAttempt(models.Model):
         APPLE_PAY = "apple_pay", "Apple Pay"
         GOOGLE_PAY = "google_pay", "Google Pay"
 
-    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="+")
+    # No index of its own: the key's unique index (practice, idempotency_key) serves lookups by
+    # practice, and a second index on practice alone lets PostgreSQL pick it for the key lookup
+    # of every payment (scanning all the practice's attempts) when its statistics are stale.
+    practice = models.ForeignKey(
+        Practice, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     guarantor = models.ForeignKey(
         "ledger.Guarantor", on_delete=models.PROTECT, related_name="payment_attempts"
     )

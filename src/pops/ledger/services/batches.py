@@ -16,16 +16,17 @@ class BatchError(Exception):
     """A batch cannot be changed that way; the message says why."""
 
 
-def pops_batch(practice: Practice, date: dt.date) -> ReferenceBatch:
+def pops_batch(practice_id: int, date: dt.date) -> ReferenceBatch:
     """The open POPS batch of `date`, opened now if there is none. Call inside the posting
     transaction. A partial unique index keeps it to one open batch per practice and date:
     when two first-of-day payments race, the loser's insert fails and it joins the winner's."""
     from pops.groups.services import system_user
 
     for _ in range(3):
-        found = _open_pops_batch(practice.pk, date)
+        found = _open_pops_batch(practice_id, date)
         if found is not None:
             return found
+        practice = Practice.objects.get(pk=practice_id)  # (the first payment of the day)
         try:
             with transaction.atomic():
                 return ReferenceBatch.objects.create(

@@ -27,7 +27,7 @@ from pops.core import audit, clock, rows
 from pops.core.db import retry_on_conflict
 from pops.core.models import AuditEvent
 from pops.groups.models import Group
-from pops.groups.services import resolve_group
+from pops.groups.services import default_group, resolve_group
 from pops.ledger.models import Guarantor, Practice, Receipt, ReceiptNumber
 from pops.ledger.services.balances import guarantor_balances
 from pops.ledger.services.batches import pops_batch
@@ -170,13 +170,17 @@ def practice_of(guarantor: Guarantor) -> Practice:
 
 def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
     guarantor = request.guarantor
-    practice = practice_of(guarantor)
-    group = request.group or resolve_group(practice)
+    group = (
+        request.group
+        or default_group(guarantor.practice_id)
+        or resolve_group(practice_of(guarantor))  # (the defaults: no Group yet)
+    )
     _check_method(request, group)
     with transaction.atomic():
         lock_guarantor(guarantor.pk)
         key_taken, in_flight = rows.fetch_one(  # type: ignore[misc]
-            _KEY_AND_IN_FLIGHT, [practice.pk, request.idempotency_key, guarantor.pk, *IN_FLIGHT]
+            _KEY_AND_IN_FLIGHT,
+            [guarantor.practice_id, request.idempotency_key, guarantor.pk, *IN_FLIGHT],
         )
         if key_taken:
             # A twin request with this key began while this one waited for the lock: replay it
@@ -219,7 +223,7 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
         audit.record(
             "payments.attempt.started",
             actor=request.actor,
-            practice=practice,
+            practice=guarantor.practice_id,
             resource=("payment_attempt", str(attempt.pk)),
             guarantor_id=guarantor.external_id,
             data={
@@ -458,17 +462,29 @@ def finish(attempt: PaymentAttempt, parts: list[PaymentPart] | None = None) -> P
     return retry_on_conflict(lambda: _settle(attempt, outcome, parts))
 
 
+# The guarantor's row lock (the first lock of every money writer), with its practice's time zone.
+_LOCK_GUARANTOR_FOR_SETTLE = """
+    SELECT practice.time_zone FROM ledger_guarantor guarantor
+    JOIN ledger_practice practice ON practice.id = guarantor.practice_id
+    WHERE guarantor.id = %s
+"""
+
+
 def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) -> PaymentAttempt:
     with transaction.atomic():
         # The guarantor first, as every payment and posting takes it, then the attempt.
-        guarantor = lock_guarantor(unlocked.guarantor_id)
+        locked = rows.fetch_one(
+            _LOCK_GUARANTOR_FOR_SETTLE + rows.row_lock(of="guarantor"), [unlocked.guarantor_id]
+        )
         attempt = rows.get(PaymentAttempt, "id = %s", [unlocked.pk], lock=True)
-        assert guarantor is not None  # a foreign key
+        assert locked is not None  # a foreign key
         assert attempt is not None
         if attempt.is_settled or attempt.status == outcome:
             return attempt
-        practice = practice_of(guarantor)
-        attempt.guarantor = guarantor
+        (time_zone,) = locked
+        _carry_over(unlocked, attempt)
+        guarantor = _guarantor_of(attempt)
+        practice = attempt.practice_id
         actor = audit.Actor.system()
         if outcome == Status.UNKNOWN:
             attempt.status = outcome
@@ -483,7 +499,7 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
             return attempt
         card = next((p for p in parts if p.card_last4), None)
         receipt = Receipt(
-            practice=practice,
+            practice_id=practice,
             guarantor=guarantor,
             number=ReceiptNumber.next(),
             type=Receipt.Type.PAYMENT,
@@ -496,7 +512,7 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
         if outcome == Status.SUCCEEDED:
             group = group_of(attempt)
             approved_at = max(p.approved_at or clock.now() for p in parts)
-            receipt.date = clock.local_date(practice.time_zone, approved_at)
+            receipt.date = clock.local_date(time_zone, approved_at)
             receipt.amount_cents = attempt.amount_cents
             receipt.status = Receipt.Status.PAID
             receipt.reference_batch = pops_batch(practice, receipt.date)
@@ -509,7 +525,7 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
             attempt.decline_code = first.decline_code or "declined"
             attempt.decline_message = first.decline_message or "The payment was declined."
             # Dated the day the patient tried, even when the reconciler settles it later.
-            receipt.date = clock.local_date(practice.time_zone, attempt.created_at)
+            receipt.date = clock.local_date(time_zone, attempt.created_at)
             receipt.amount_cents = 0
             receipt.status = Receipt.Status.UNSUCCESSFUL
             rows.insert(receipt)
@@ -533,13 +549,31 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
         return attempt
 
 
+def _carry_over(loaded: PaymentAttempt, attempt: PaymentAttempt) -> None:
+    """Keep on `attempt` (its row read again) what was already loaded of it: its guarantor
+    and Group (neither changes while the attempt is settled; a Group option changed since the
+    payment began applies to the next one)."""
+    for relation in (PaymentAttempt.guarantor, PaymentAttempt.group):
+        if relation.is_cached(loaded):
+            relation.field.set_cached_value(attempt, relation.field.get_cached_value(loaded))
+
+
+def _guarantor_of(attempt: PaymentAttempt) -> Guarantor:
+    if not PaymentAttempt.guarantor.is_cached(attempt):
+        guarantor = rows.get(Guarantor, "id = %s", [attempt.guarantor_id])
+        assert guarantor is not None  # a foreign key
+        attempt.guarantor = guarantor
+    return attempt.guarantor
+
+
 def group_of(attempt: PaymentAttempt) -> Group:
     """The Group the attempt was made through (else its practice's default), kept on it."""
-    group = rows.get(Group, "id = %s", [attempt.group_id]) if attempt.group_id else None
-    if group is None:
-        return resolve_group(practice_of(attempt.guarantor))
-    attempt.group = group
-    return group
+    if attempt.group_id is None:
+        return resolve_group(practice_of(_guarantor_of(attempt)))
+    if not PaymentAttempt.group.is_cached(attempt):
+        attempt.group = rows.get(Group, "id = %s", [attempt.group_id])
+    assert attempt.group is not None  # a foreign key
+    return attempt.group
 
 
 def _store_card(attempt: PaymentAttempt, parts: list[PaymentPart]) -> None:

@@ -417,7 +417,7 @@ def _settle(attempt_id: int, actor: audit.Actor) -> Receipt:
             made_in_pops=True,
             card_brand=payment.card_brand,
             card_last4=payment.card_last4,
-            reference_batch=pops_batch(practice, date),
+            reference_batch=pops_batch(practice.pk, date),
             refund_of=payment,
         )
         post_refund(refund, payment)

@@ -12,10 +12,12 @@ import datetime as dt
 import json
 import secrets
 
+from django.db import connection
+
 from pops.core import clock, rows
 from pops.payments.gateways.base import InvalidRequest, WalletKind
 from pops.payments.gateways.sandbox import cards
-from pops.payments.gateways.sandbox.models import Token, TokenUse
+from pops.payments.gateways.sandbox.models import Token
 
 TOKEN_LIFETIME = dt.timedelta(minutes=15)
 WALLET_PAYLOAD_MAX_LENGTH = 8192
@@ -96,13 +98,17 @@ def use(token: Token | None, merchant_id: str) -> Token:
         raise InvalidRequest("invalid_token", "The payment token is not valid.")
     if token.expires_at <= clock.now():
         raise InvalidRequest("token_expired", "The payment token has expired.")
-    if rows.fetch_one(_USED, [token.pk, merchant_id]):
+    now = connection.ops.adapt_datetimefield_value(clock.now())
+    if rows.fetch_one(_USE, [token.pk, merchant_id, now]) is None:
         raise InvalidRequest("token_used", "The payment token has already been used.")
-    rows.insert(TokenUse(token=token, merchant_id=merchant_id))
     return token
 
 
-_USED = "SELECT 1 FROM sandbox_gateway_tokenuse WHERE token_id = %s AND merchant_id = %s"
+# A token's one use by a merchant (TokenUse), or no row when it was used already.
+_USE = """
+    INSERT INTO sandbox_gateway_tokenuse (token_id, merchant_id, used_at) VALUES (%s, %s, %s)
+    ON CONFLICT (token_id, merchant_id) DO NOTHING RETURNING id
+"""
 
 
 def _wallet_token_id(payload: str, wallet: WalletKind) -> str | None:
