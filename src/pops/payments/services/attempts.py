@@ -484,7 +484,7 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
         (time_zone,) = locked
         _carry_over(unlocked, attempt)
         guarantor = _guarantor_of(attempt)
-        practice = attempt.practice_id
+        practice_id = attempt.practice_id
         actor = audit.Actor.system()
         if outcome == Status.UNKNOWN:
             attempt.status = outcome
@@ -492,14 +492,14 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
             audit.record(
                 "payments.attempt.unknown",
                 actor=actor,
-                practice=practice,
+                practice=practice_id,
                 resource=("payment_attempt", str(attempt.pk)),
                 guarantor_id=guarantor.external_id,
             )
             return attempt
         card = next((p for p in parts if p.card_last4), None)
         receipt = Receipt(
-            practice_id=practice,
+            practice_id=practice_id,
             guarantor=guarantor,
             number=ReceiptNumber.next(),
             type=Receipt.Type.PAYMENT,
@@ -515,7 +515,7 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
             receipt.date = clock.local_date(time_zone, approved_at)
             receipt.amount_cents = attempt.amount_cents
             receipt.status = Receipt.Status.PAID
-            receipt.reference_batch = pops_batch(practice, receipt.date)
+            receipt.reference_batch = pops_batch(practice_id, receipt.date)
             rows.insert(receipt)
             post_payment(receipt, auto_post=group.auto_post)
             _store_card(attempt, parts)
@@ -534,7 +534,7 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
         audit.record(
             f"payments.payment.{'succeeded' if outcome == Status.SUCCEEDED else 'declined'}",
             actor=actor,
-            practice=practice,
+            practice=practice_id,
             resource=("receipt", receipt.number),
             guarantor_id=guarantor.external_id,
             data={
