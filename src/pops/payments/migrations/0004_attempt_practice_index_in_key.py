@@ -5,16 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0003_receipt_refunds_voids_numbers'),
-        ('payments', '0003_refunds_voids_stored_card_checks'),
+        ("ledger", "0003_receipt_refunds_voids_numbers"),
+        ("payments", "0003_refunds_voids_stored_card_checks"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='paymentattempt',
-            name='practice',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.practice'),
+            model_name="paymentattempt",
+            name="practice",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="ledger.practice",
+            ),
         ),
     ]
