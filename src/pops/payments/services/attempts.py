@@ -100,13 +100,11 @@ def pay(request: PaymentRequest) -> PaymentAttempt:
     """Take one payment exactly once, whatever the retries. Answers the attempt (succeeded,
     declined or unknown). Raises PaymentRefused (nothing written, key not used up), KeyReused,
     InProgress or PaymentsUnavailable."""
-    existing = replay(request)
-    if existing is not None:
-        return existing
     try:
         attempt, parts = _begin(request)
     except IntegrityError:
-        # Another request with the same key got there first (the unique constraint decided).
+        # The key is taken: by this same request made before (a retry, a double click), or by
+        # a twin that got there first (the key's unique constraint decided). Replay that one.
         existing = replay(request)
         if existing is None:  # pragma: no cover - the constraint names the key
             raise
@@ -175,7 +173,6 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
         or default_group(guarantor.practice_id)
         or resolve_group(practice_of(guarantor))  # (the defaults: no Group yet)
     )
-    _check_method(request, group)
     with transaction.atomic():
         lock_guarantor(guarantor.pk)
         key_taken, in_flight = rows.fetch_one(  # type: ignore[misc]
@@ -183,9 +180,12 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
             [guarantor.practice_id, request.idempotency_key, guarantor.pk, *IN_FLIGHT],
         )
         if key_taken:
-            # A twin request with this key began while this one waited for the lock: replay it
-            # (pay() does on IntegrityError) rather than count its reserved amount against us.
+            # The key was used before, or by a twin request that began while this one waited
+            # for the lock: replay it (pay() does on IntegrityError), before any check, so a
+            # retry answers what the first request got, and never counts its reserved amount
+            # against itself.
             raise IntegrityError("attempt_key_unique")
+        _check_method(request, group)
         balances = guarantor_balances(guarantor, include_new_charges=group.include_new_charges)
         check_amount(request.amount_cents, balances.current_balance - int(in_flight), group)
         plan = _plan_parts(guarantor, request.amount_cents, group)

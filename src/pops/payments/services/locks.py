@@ -3,11 +3,12 @@
 from pops.core import rows
 from pops.ledger.models import Guarantor, Receipt
 
+_LOCK_GUARANTOR = "SELECT id FROM ledger_guarantor WHERE id = %s"
 
-def lock_guarantor(guarantor_id: int) -> Guarantor | None:
-    """Inside a transaction: lock the guarantor's row, the first lock of every money writer,
-    and answer it as it is now."""
-    return rows.get(Guarantor, "id = %s", [guarantor_id], lock=True)
+
+def lock_guarantor(guarantor_id: int) -> None:
+    """Inside a transaction: lock the guarantor's row, the first lock of every money writer."""
+    rows.fetch_one(_LOCK_GUARANTOR + rows.row_lock(), [guarantor_id])
 
 
 def lock_receipt(receipt_id: int) -> Receipt:
