@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 M = TypeVar("M", bound=models.Model)
 Converter = Callable[[Any, Any, Any], Any]
@@ -27,12 +27,13 @@ def _cursor() -> Any:
     """Django's cursor wrapper (so statements are logged, counted and their errors are
     Django's), over one driver cursor kept for the connection: opening a cursor costs more
     than running one of these statements. A new connection gets a new cursor."""
-    kept = getattr(connection, "_pops_rows_cursor", None)
-    if kept is None or kept[0] is not connection.connection:
-        connection.ensure_connection()
-        kept = (connection.connection, connection.create_cursor())
-        connection._pops_rows_cursor = kept  # type: ignore[attr-defined]
-    return connection._prepare_cursor(kept[1])  # type: ignore[attr-defined]
+    db = connections[DEFAULT_DB_ALIAS]  # (`connection` looks this up on every attribute)
+    kept = db.__dict__.get("_pops_rows_cursor")
+    if kept is None or kept[0] is not db.connection or db.connection is None:
+        db.ensure_connection()
+        kept = (db.connection, db.create_cursor())
+        db.__dict__["_pops_rows_cursor"] = kept
+    return db._prepare_cursor(kept[1])  # type: ignore[attr-defined]
 
 
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> tuple[Any, ...] | None:
