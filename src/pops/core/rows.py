@@ -1,14 +1,16 @@
 """Rows read and written by statements built once, for the payment hot path.
 
 The ORM composes every query anew, about a millisecond of CPU each on a small server, and a
-payment makes some twenty. The payment services therefore read and write their rows through
-these helpers: each statement is built once per model (and `where` clause) from the model's own
-field list, then run through Django's cursor, so it takes part in the caller's transaction, in
-query logging and in the tests' query counts like any ORM query. Values go through the fields'
-own conversions both ways (`get_db_prep_save` in, the backend's and field's converters out), so
-a row read here is the same model instance the ORM would have built, on SQLite and PostgreSQL.
+payment makes some twenty-five. The payment path (the payment services, the Sandbox gateway's
+charge, posting, the POPS batch, receipt numbers, audit records, the default Group and merchant
+account) therefore reads and writes its rows through these helpers: each statement is built once
+per model (and `where` clause) from the model's own field list, then run through Django's
+cursor, so it takes part in the caller's transaction, in query logging and in the tests' query
+counts like any ORM query. Values go through the fields' own conversions both ways
+(`get_db_prep_save` in, the backend's and field's converters out), so a row read here is the
+same model instance the ORM would have built, on SQLite and PostgreSQL.
 
-Only the payment services use these; everything else keeps the ORM.
+Everything else keeps the ORM.
 """
 
 from __future__ import annotations

@@ -1,0 +1,116 @@
+"""core/rows.py answers and writes exactly what the ORM would, on SQLite and PostgreSQL."""
+
+import datetime as dt
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.forms.models import model_to_dict
+
+from pops.core import rows
+from pops.core.models import AuditEvent
+from pops.ledger.models import Guarantor, Receipt
+from tests.conftest import run_import
+from tests.test_import_documents import small_document
+
+pytestmark = pytest.mark.django_db
+
+
+def a_receipt(practice, number="R-1"):
+    guarantor = Guarantor.objects.get(practice=practice, external_id="2010")
+    return Receipt.objects.create(
+        practice=practice,
+        guarantor=guarantor,
+        number=number,
+        date=dt.date(2026, 3, 4),
+        amount_cents=2500,
+        method="Credit Card",
+    )
+
+
+def fields(instance):
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+def test_a_row_read_is_the_instance_the_orm_reads():
+    practice = run_import(small_document()).practice
+    event = AuditEvent.objects.create(
+        action="test.read",
+        practice=practice,
+        actor_type=AuditEvent.ActorType.COMMAND,
+        ip="203.0.113.9",
+        data={"amount_cents": 1500, "nested": {"ok": True}},
+    )
+    receipt = a_receipt(practice)
+    a_receipt(practice, "R-2")
+
+    for instance in (event, receipt, Guarantor.objects.get(external_id="2010")):
+        model = type(instance)
+        read = rows.get(model, "id = %s", [instance.pk])
+        assert read is not None
+        assert fields(read) == fields(model.objects.get(pk=instance.pk))
+        assert read._state.adding is False
+
+    assert rows.get(AuditEvent, "id = %s", [event.pk + 10_000]) is None
+    dates = rows.select(Receipt, "practice_id = %s", [practice.pk], order_by="date, id")
+    assert [r.pk for r in dates] == list(
+        Receipt.objects.filter(practice=practice)
+        .order_by("date", "id")
+        .values_list("pk", flat=True)
+    )
+    assert all(isinstance(r.date, dt.date) for r in dates)
+
+
+def test_rows_inserted_read_back_through_the_orm_as_written():
+    practice = run_import(small_document()).practice
+    guarantor = Guarantor.objects.get(external_id="2010")
+    first = AuditEvent(
+        action="test.insert",
+        practice_id=practice.pk,
+        actor_type=AuditEvent.ActorType.SYSTEM,
+        guarantor_id=guarantor.external_id,
+        data={"attempt": 7, "transactions": ["sbx_1", "sbx_2"]},
+    )
+    second = AuditEvent(action="test.insert", actor_type=AuditEvent.ActorType.API, ip="")
+
+    rows.insert(first, second)
+
+    assert first.pk is not None
+    assert second.pk not in (None, first.pk)
+    assert first.at is not None  # auto_now_add, as save() would set it
+    stored = AuditEvent.objects.get(pk=first.pk)
+    assert model_to_dict(stored) == model_to_dict(first)
+    assert stored.data == {"attempt": 7, "transactions": ["sbx_1", "sbx_2"]}
+    assert AuditEvent.objects.get(pk=second.pk).ip is None  # an empty address is stored as NULL
+
+
+def test_an_update_writes_the_named_fields_only_while_its_guard_holds():
+    practice = run_import(small_document()).practice
+    receipt = a_receipt(practice)
+    receipt.status, receipt.void_reason, receipt.amount_cents = "voided", "test", 1
+
+    assert rows.update(receipt, ["status", "void_reason"], where="status = %s", params=["paid"])
+    stored = Receipt.objects.get(pk=receipt.pk)
+    assert (stored.status, stored.void_reason) == ("voided", "test")
+    assert stored.amount_cents != 1  # not named: not written
+
+    receipt.void_reason = "again"
+    assert not rows.update(receipt, ["void_reason"], where="status = %s", params=["paid"])
+    assert Receipt.objects.get(pk=receipt.pk).void_reason == "test"
+
+
+def test_a_refused_insert_raises_djangos_error_and_writes_nothing():
+    practice = run_import(small_document()).practice
+    receipt = a_receipt(practice)
+    twin = Receipt(
+        practice_id=practice.pk,
+        guarantor_id=receipt.guarantor_id,
+        number=receipt.number,  # the practice's receipt numbers are unique
+        date=receipt.date,
+        amount_cents=100,
+    )
+    before = Receipt.objects.count()
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.insert(twin)
+
+    assert Receipt.objects.count() == before
