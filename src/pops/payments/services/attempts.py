@@ -146,8 +146,9 @@ def earlier_attempt(
 # --- 1. Begin ---------------------------------------------------------------------------------
 
 
-# Read under the guarantor's lock: is the key taken (by a twin that began while this request
-# waited for the lock), and how much of the guarantor's money is already in flight.
+# Read under the guarantor's lock: is the key taken (by this request made before, or by a twin
+# that began while this one waited for the lock), and how much of the guarantor's money is
+# already in flight.
 _KEY_AND_IN_FLIGHT = """
     SELECT
         EXISTS (SELECT 1 FROM payments_paymentattempt
