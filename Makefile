@@ -22,7 +22,7 @@ demo: $(STAMP)
 	@mkdir -p var
 	@echo "Migrating var/pops.sqlite3 ..."
 	@$(BIN)/pops migrate --no-input -v 0
-	@$(BIN)/pops demo
+	@PORT=$(PORT) $(BIN)/pops demo
 	@echo
 	@echo "Serving on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
 	@$(BIN)/pops runserver 127.0.0.1:$(PORT) --noreload

@@ -4,6 +4,7 @@ Groups of different branding and the published demo API key. Running it again ch
 import datetime as dt
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,9 @@ from pops.ledger.importing.importer import ImportResult, import_document
 from pops.ledger.models import Guarantor, Practice
 from pops.ledger.services.balances import guarantor_balances
 
-BASE_URL = "http://127.0.0.1:8000"
+# Where `make demo` serves (its PORT, passed on to `pops demo`), for the commands printed.
+PORT = os.environ.get("PORT", "8000")
+BASE_URL = f"http://127.0.0.1:{PORT}"
 # Published (printed by `pops demo`): it opens the demo practice only, and only where someone
 # ran the demo. Never use it for real data.
 DEMO_API_KEY = "pops_demo_key_for_local_use_only"
@@ -137,7 +140,7 @@ class DemoInfo:
         their steps here: the staff login of the back office, and a QuickPay link for one of the
         highlighted guarantors."""
         steps = [
-            f"Open {BASE_URL} (`make demo` serves it; else run `pops runserver 127.0.0.1:8000`)",
+            f"Open {BASE_URL} (`make demo` serves it; else run `pops runserver 127.0.0.1:{PORT}`)",
             f"Ask the API for guarantor {EXAMPLE_GUARANTOR}'s balances:\n{self.curl()}",
             f"See a Group option at work: guarantor {NEW_CHARGES_GUARANTOR} has a visit since "
             f"a paid statement, which the {SECOND_GROUP_SLUG} Group counts in Amount Due:\n"
