@@ -473,7 +473,8 @@ def print_table(reports: list[Report]) -> None:
             print(
                 f"{report.database:<11} payments ({paid['clients']} client processes, "
                 f"{paid['guarantors']:,} guarantors): {paid['payments_per_second']:.1f}/s "
-                f"({paid['succeeded_payments']} in {paid['wall_seconds']:.1f}s), "
+                f"({paid['succeeded_payments']} in {paid['wall_seconds']:.1f}s; median of rounds "
+                f"{', '.join(str(r['payments_per_second']) for r in paid['rounds'])}), "
                 f"p50 {paid['p50_ms']:.1f} ms, p99 {paid['p99_ms']:.1f} ms, "
                 f"duplicates {paid['duplicates']['total']} "
                 f"({paid['twin_requests']} twin requests)"
