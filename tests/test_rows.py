@@ -114,3 +114,19 @@ def test_a_refused_insert_raises_djangos_error_and_writes_nothing():
         rows.insert(twin)
 
     assert Receipt.objects.count() == before
+
+
+def test_a_row_of_two_models_splits_into_both_and_the_rest():
+    practice = run_import(small_document()).practice
+    receipt = a_receipt(practice)
+    both = f"{rows.columns(Receipt, 'r')}, {rows.columns(AuditEvent, 'a')}"
+    joined = "FROM ledger_receipt r LEFT JOIN core_auditevent a ON a.id = %s WHERE r.id = %s"
+    sql = f"SELECT {both}, 41 + 1 {joined}"
+    row = rows.fetch_one(sql, [-1, receipt.pk])  # no audit event has id -1
+    assert row is not None
+
+    found, missing, rest = rows.split_row(row, Receipt, AuditEvent)
+
+    assert fields(found) == fields(Receipt.objects.get(pk=receipt.pk))
+    assert missing is None
+    assert rest == 42

@@ -42,7 +42,7 @@ def test_a_payment_takes_a_bounded_number_of_statements(
     django_assert_max_num_queries, django_capture_on_commit_callbacks, mailoutbox
 ):
     """The hot path is hand-written (core/rows.py): a card payment with an emailed receipt, not
-    the first of its day, is 26 statements in 3 transactions from the key check to the email
+    the first of its day, is 24 statements in 3 transactions from the key check to the email
     (the test's own transaction turns those 3 into savepoints: 6 statements more). More means a
     query crept back in; the benchmark's payments per second rest on it."""
     practice = run_import(small_document()).practice
@@ -54,7 +54,7 @@ def test_a_payment_takes_a_bounded_number_of_statements(
     )
 
     with (
-        django_assert_max_num_queries(26 + 6),
+        django_assert_max_num_queries(24 + 6),
         django_capture_on_commit_callbacks(execute=True),
     ):
         attempt = pay(request)

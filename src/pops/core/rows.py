@@ -117,6 +117,26 @@ def from_row(model: type[M], row: Sequence[Any]) -> M:
     return model.from_db(connection.alias, _attnames(model), values)
 
 
+def columns(model: type[models.Model], alias: str) -> str:
+    """The model's columns under a table alias, for a statement that reads its row along with
+    others (split the answer with `split_row`)."""
+    return ", ".join(f"{alias}.{_quote(f.column)}" for f in _fields(model))
+
+
+def split_row(row: Sequence[Any], *parts: type[models.Model]) -> tuple[Any, ...]:
+    """Split a row that starts with the columns of each model in `parts` (in order, as from
+    `columns`): an instance for each (None where a LEFT JOIN found no row: its primary key,
+    the first column, is NULL), then the rest of the row's values."""
+    out: list[Any] = []
+    start = 0
+    for model in parts:
+        end = start + len(_fields(model))
+        values = row[start:end]
+        out.append(None if values[0] is None else from_row(model, values))
+        start = end
+    return (*out, *row[start:])
+
+
 def get(model: type[M], where: str, params: Sequence[Any], *, lock: bool | str = False) -> M | None:
     """The first row of `model` matching `where` (SQL over its own columns, %s placeholders),
     row-locked FOR UPDATE when `lock` is True, or with the strength it names ("key share");

@@ -20,6 +20,7 @@ import re
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cache
 
 from django.db import IntegrityError, transaction
 
@@ -27,7 +28,7 @@ from pops.core import audit, clock, rows
 from pops.core.db import retry_on_conflict
 from pops.core.models import AuditEvent
 from pops.groups.models import Group
-from pops.groups.services import default_group, resolve_group
+from pops.groups.services import resolve_group
 from pops.ledger.models import Guarantor, Practice, Receipt, ReceiptNumber
 from pops.ledger.services.balances import guarantor_balances
 from pops.ledger.services.batches import pops_batch
@@ -43,7 +44,6 @@ from pops.payments.gateways.base import (
     WalletKind,
 )
 from pops.payments.gateways.registry import gateway_for
-from pops.payments.merchant_accounts import default_account
 from pops.payments.models import MerchantAccount, PaymentAttempt, PaymentPart, StoredCard
 from pops.payments.services.amounts import check_amount
 from pops.payments.services.errors import (
@@ -146,16 +146,24 @@ def earlier_attempt(
 # --- 1. Begin ---------------------------------------------------------------------------------
 
 
-# Read under the guarantor's lock: is the key taken (by this request made before, or by a twin
-# that began while this one waited for the lock), and how much of the guarantor's money is
-# already in flight.
-_KEY_AND_IN_FLIGHT = """
-    SELECT
-        EXISTS (SELECT 1 FROM payments_paymentattempt
-                WHERE practice_id = %s AND idempotency_key = %s),
-        (SELECT COALESCE(SUM(amount_cents), 0) FROM payments_paymentattempt
-         WHERE guarantor_id = %s AND status IN (%s, %s))
-"""
+@cache
+def _begin_facts_sql() -> str:
+    """Read under the guarantor's lock, in one statement: the practice's default Group and
+    merchant account (as `default_group` and `default_account` find them), whether the key is
+    taken (by this request made before, or by a twin that began while this one waited for the
+    lock), and how much of the guarantor's money is already in flight."""
+    return f"""
+        SELECT {rows.columns(Group, "grp")}, {rows.columns(MerchantAccount, "account")},
+            EXISTS (SELECT 1 FROM payments_paymentattempt
+                    WHERE practice_id = %s AND idempotency_key = %s),
+            (SELECT COALESCE(SUM(amount_cents), 0) FROM payments_paymentattempt
+             WHERE guarantor_id = %s AND status IN (%s, %s))
+        FROM (SELECT 1 AS one) base
+        LEFT JOIN groups_group grp ON grp.practice_id = %s AND grp.is_default = %s
+        LEFT JOIN payments_merchantaccount account ON account.practice_id = %s
+            AND account.facility_id IS NULL AND account.provider_id IS NULL
+            AND account.is_active = %s
+    """  # noqa: S608 (our own column names)
 
 
 def practice_of(guarantor: Guarantor) -> Practice:
@@ -169,27 +177,30 @@ def practice_of(guarantor: Guarantor) -> Practice:
 
 def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
     guarantor = request.guarantor
-    group = (
-        request.group
-        or default_group(guarantor.practice_id)
-        or resolve_group(practice_of(guarantor))  # (the defaults: no Group yet)
-    )
+    practice_id = guarantor.practice_id
     with transaction.atomic():
         lock_guarantor(guarantor.pk)
-        key_taken, in_flight = rows.fetch_one(  # type: ignore[misc]
-            _KEY_AND_IN_FLIGHT,
-            [guarantor.practice_id, request.idempotency_key, guarantor.pk, *IN_FLIGHT],
+        facts = rows.fetch_one(
+            _begin_facts_sql(),
+            [
+                *(practice_id, request.idempotency_key, guarantor.pk, *IN_FLIGHT),
+                *(practice_id, True, practice_id, True),
+            ],
         )
+        assert facts is not None  # one row, whatever the joins find
+        default, account, key_taken, in_flight = rows.split_row(facts, Group, MerchantAccount)
         if key_taken:
             # The key was used before, or by a twin request that began while this one waited
             # for the lock: replay it (pay() does on IntegrityError), before any check, so a
             # retry answers what the first request got, and never counts its reserved amount
             # against itself.
             raise IntegrityError("attempt_key_unique")
+        # The Group asked for, else the default one, else the defaults (no Group yet).
+        group = request.group or default or resolve_group(practice_of(guarantor))
         _check_method(request, group)
         balances = guarantor_balances(guarantor, include_new_charges=group.include_new_charges)
         check_amount(request.amount_cents, balances.current_balance - int(in_flight), group)
-        plan = _plan_parts(guarantor, request.amount_cents, group)
+        plan = _plan_parts(guarantor, request.amount_cents, group, account)
         if request.stored_card is not None and not set(
             vault_tokens(request.stored_card)
         ).issuperset(account.pk for account, _ in plan):
@@ -257,12 +268,11 @@ def _check_method(request: PaymentRequest, group: Group) -> None:
 
 
 def _plan_parts(
-    guarantor: Guarantor, amount: int, group: Group
+    guarantor: Guarantor, amount: int, group: Group, default: MerchantAccount | None
 ) -> list[tuple[MerchantAccount, int]]:
-    """Which merchant account takes how much: all of it on the practice's account, or, when the
-    Group splits payments, each facility's or provider's share of the lines the payment will be
-    applied to (oldest first), the rest on the practice's account."""
-    default = default_account(guarantor.practice_id)
+    """Which merchant account takes how much: all of it on the practice's account (`default`),
+    or, when the Group splits payments, each facility's or provider's share of the lines the
+    payment will be applied to (oldest first), the rest on the practice's account."""
     if default is None:
         raise PaymentsUnavailable("the practice has no merchant account")
     if not group.split_payments:
