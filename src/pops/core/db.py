@@ -17,21 +17,23 @@ def _forbid_changes(table: str, vendor: str) -> list[str]:
         return [
             f"""CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$
                 BEGIN RAISE EXCEPTION '{message}'; END; $$ LANGUAGE plpgsql""",
-            f"""CREATE TRIGGER {table}_no_update BEFORE UPDATE OR DELETE ON {table}
+            f"""CREATE OR REPLACE TRIGGER {table}_no_update BEFORE UPDATE OR DELETE ON {table}
                 FOR EACH ROW EXECUTE FUNCTION {table}_append_only()""",
         ]
     if vendor == "sqlite":
         # DELETE stays possible on SQLite only because Django's test flush empties tables with
         # DELETE; the models refuse deletes in Python, and PostgreSQL refuses them here.
         return [
-            f"""CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+            f"""CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
                 BEGIN SELECT RAISE(ABORT, '{message}'); END"""
         ]
     return []
 
 
 def append_only(table: str) -> RunPython:
-    """A migration operation installing a trigger that refuses UPDATE (and DELETE) on `table`."""
+    """A migration operation installing a trigger that refuses UPDATE (and DELETE) on `table`.
+    Safe to run again: a migration that makes SQLite rebuild the table (altering a column or an
+    index does) loses the table's triggers, and must end with this operation once more."""
 
     def forwards(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
         for statement in _forbid_changes(table, schema_editor.connection.vendor):

@@ -64,8 +64,9 @@ class AuditEvent(AppendOnlyModel):
         ERROR = "error"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No index of its own: the (practice, action, at) index below serves lookups by practice.
     practice = models.ForeignKey(
-        "ledger.Practice", null=True, on_delete=models.PROTECT, related_name="+"
+        "ledger.Practice", null=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     action = models.CharField(max_length=100)
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)

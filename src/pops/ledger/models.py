@@ -235,7 +235,10 @@ class Receipt(PracticeScoped):
         UNSUCCESSFUL = "unsuccessful", "Unsuccessful"
         VOIDED = "voided", "Voided"
 
-    guarantor = models.ForeignKey(Guarantor, on_delete=models.PROTECT, related_name="receipts")
+    # No index of its own: the (guarantor, date) index serves lookups by guarantor.
+    guarantor = models.ForeignKey(
+        Guarantor, on_delete=models.PROTECT, related_name="receipts", db_index=False
+    )
     number = models.CharField("Receipt Number", max_length=ID_LENGTH)
     type = models.CharField(max_length=10, choices=Type.choices, default=Type.PAYMENT)
     date = models.DateField(help_text="Receipt date, in the practice's time zone")
@@ -292,7 +295,10 @@ class Application(PracticeScoped):
     """Part of a payment receipt applied to one service line (current state; history is in
     the ledger entries)."""
 
-    receipt = models.ForeignKey(Receipt, on_delete=models.PROTECT, related_name="applications")
+    # No index of its own: the unique (receipt, line) index serves lookups by receipt.
+    receipt = models.ForeignKey(
+        Receipt, on_delete=models.PROTECT, related_name="applications", db_index=False
+    )
     line = models.ForeignKey(ServiceLine, on_delete=models.PROTECT, related_name="applications")
     guarantor = models.ForeignKey(Guarantor, on_delete=models.PROTECT, related_name="+")
     amount_cents = models.BigIntegerField()

@@ -51,7 +51,8 @@ class Token(CardFields):
 
 
 class TokenUse(models.Model):
-    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="uses")
+    # No index of its own: the unique (token, merchant_id) index serves lookups by token.
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="uses", db_index=False)
     merchant_id = models.CharField(max_length=MERCHANT_ID_LENGTH)
     used_at = models.DateTimeField(default=timezone.now)
 
