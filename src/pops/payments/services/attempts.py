@@ -166,7 +166,7 @@ def _begin_facts_sql() -> str:
     """  # noqa: S608 (our own column names)
 
 
-def practice_of(guarantor: Guarantor) -> Practice:
+def _practice_of(guarantor: Guarantor) -> Practice:
     """The guarantor's practice, read once (and kept on the guarantor)."""
     if not Guarantor.practice.is_cached(guarantor):
         practice = rows.get(Practice, "id = %s", [guarantor.practice_id])
@@ -196,7 +196,7 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
             # against itself.
             raise IntegrityError("attempt_key_unique")
         # The Group asked for, else the default one, else the defaults (no Group yet).
-        group = request.group or default or resolve_group(practice_of(guarantor))
+        group = request.group or default or resolve_group(_practice_of(guarantor))
         _check_method(request, group)
         balances = guarantor_balances(guarantor, include_new_charges=group.include_new_charges)
         check_amount(request.amount_cents, balances.current_balance - int(in_flight), group)
@@ -521,7 +521,7 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
             card_last4=card.card_last4 if card else "",
         )
         if outcome == Status.SUCCEEDED:
-            group = group_of(attempt)
+            group = _group_of(attempt)
             approved_at = max(p.approved_at or clock.now() for p in parts)
             receipt.date = clock.local_date(time_zone, approved_at)
             receipt.amount_cents = attempt.amount_cents
@@ -577,10 +577,10 @@ def _guarantor_of(attempt: PaymentAttempt) -> Guarantor:
     return attempt.guarantor
 
 
-def group_of(attempt: PaymentAttempt) -> Group:
+def _group_of(attempt: PaymentAttempt) -> Group:
     """The Group the attempt was made through (else its practice's default), kept on it."""
     if attempt.group_id is None:
-        return resolve_group(practice_of(_guarantor_of(attempt)))
+        return resolve_group(_practice_of(_guarantor_of(attempt)))
     if not PaymentAttempt.group.is_cached(attempt):
         attempt.group = rows.get(Group, "id = %s", [attempt.group_id])
     assert attempt.group is not None  # a foreign key
