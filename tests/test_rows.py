@@ -130,3 +130,16 @@ def test_a_row_of_two_models_splits_into_both_and_the_rest():
     assert fields(found) == fields(Receipt.objects.get(pk=receipt.pk))
     assert missing is None
     assert rest == 42
+
+
+def test_a_related_row_is_read_once_and_kept(django_assert_num_queries):
+    run_import(small_document())
+    guarantor = rows.get(Guarantor, "external_id = %s", ["2010"])
+    assert guarantor is not None
+
+    with django_assert_num_queries(1):
+        first = rows.related(guarantor, "practice")
+        again = rows.related(guarantor, "practice")
+
+    assert again is first
+    assert fields(first) == fields(Guarantor.objects.get(pk=guarantor.pk).practice)

@@ -148,6 +148,17 @@ def get(model: type[M], where: str, params: Sequence[Any], *, lock: bool | str =
     return None if row is None else from_row(model, row)
 
 
+def related(instance: models.Model, name: str) -> Any:
+    """`instance.<name>` (a foreign key that is set), read with `get` the first time and kept
+    on the instance, as the ORM would keep it."""
+    relation = getattr(type(instance), name)
+    if not relation.is_cached(instance):
+        target = get(relation.field.related_model, "id = %s", [getattr(instance, f"{name}_id")])
+        assert target is not None  # a foreign key
+        setattr(instance, name, target)
+    return getattr(instance, name)
+
+
 def select(model: type[M], where: str, params: Sequence[Any], *, order_by: str = "") -> list[M]:
     """The rows of `model` matching `where`, in `order_by` (SQL over its columns)."""
     suffix = f" ORDER BY {order_by}" if order_by else ""

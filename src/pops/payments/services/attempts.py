@@ -29,7 +29,7 @@ from pops.core.db import retry_on_conflict
 from pops.core.models import AuditEvent
 from pops.groups.models import Group
 from pops.groups.services import resolve_group
-from pops.ledger.models import Guarantor, Practice, Receipt, ReceiptNumber
+from pops.ledger.models import Guarantor, Receipt, ReceiptNumber
 from pops.ledger.services.balances import guarantor_balances
 from pops.ledger.services.batches import pops_batch
 from pops.ledger.services.posting import open_lines_oldest_first, post_payment
@@ -166,15 +166,6 @@ def _begin_facts_sql() -> str:
     """  # noqa: S608 (our own column names)
 
 
-def _practice_of(guarantor: Guarantor) -> Practice:
-    """The guarantor's practice, read once (and kept on the guarantor)."""
-    if not Guarantor.practice.is_cached(guarantor):
-        practice = rows.get(Practice, "id = %s", [guarantor.practice_id])
-        assert practice is not None  # a foreign key
-        guarantor.practice = practice
-    return guarantor.practice
-
-
 def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
     guarantor = request.guarantor
     practice_id = guarantor.practice_id
@@ -196,7 +187,7 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
             # against itself.
             raise IntegrityError("attempt_key_unique")
         # The Group asked for, else the default one, else the defaults (no Group yet).
-        group = request.group or default or resolve_group(_practice_of(guarantor))
+        group = request.group or default or resolve_group(rows.related(guarantor, "practice"))
         _check_method(request, group)
         balances = guarantor_balances(guarantor, include_new_charges=group.include_new_charges)
         check_amount(request.amount_cents, balances.current_balance - int(in_flight), group)
@@ -494,7 +485,7 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
             return attempt
         (time_zone,) = locked
         _carry_over(unlocked, attempt)
-        guarantor = _guarantor_of(attempt)
+        guarantor: Guarantor = rows.related(attempt, "guarantor")
         practice_id = attempt.practice_id
         actor = audit.Actor.system()
         if outcome == Status.UNKNOWN:
@@ -569,22 +560,12 @@ def _carry_over(loaded: PaymentAttempt, attempt: PaymentAttempt) -> None:
             relation.field.set_cached_value(attempt, relation.field.get_cached_value(loaded))
 
 
-def _guarantor_of(attempt: PaymentAttempt) -> Guarantor:
-    if not PaymentAttempt.guarantor.is_cached(attempt):
-        guarantor = rows.get(Guarantor, "id = %s", [attempt.guarantor_id])
-        assert guarantor is not None  # a foreign key
-        attempt.guarantor = guarantor
-    return attempt.guarantor
-
-
 def _group_of(attempt: PaymentAttempt) -> Group:
     """The Group the attempt was made through (else its practice's default), kept on it."""
     if attempt.group_id is None:
-        return resolve_group(_practice_of(_guarantor_of(attempt)))
-    if not PaymentAttempt.group.is_cached(attempt):
-        attempt.group = rows.get(Group, "id = %s", [attempt.group_id])
-    assert attempt.group is not None  # a foreign key
-    return attempt.group
+        return resolve_group(rows.related(rows.related(attempt, "guarantor"), "practice"))
+    group: Group = rows.related(attempt, "group")
+    return group
 
 
 def _store_card(attempt: PaymentAttempt, parts: list[PaymentPart]) -> None:
