@@ -24,8 +24,9 @@ demo: $(STAMP)
 	@$(BIN)/pops migrate --no-input -v 0
 	@PORT=$(PORT) $(BIN)/pops demo
 	@echo
-	@echo "Serving on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
-	@$(BIN)/pops runserver 127.0.0.1:$(PORT) --noreload
+	@echo "Serving on http://127.0.0.1:$(PORT), with the task worker that sends emails (Ctrl-C stops both)"
+	@$(BIN)/pops db_worker -v 0 & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; \
+	  $(BIN)/pops runserver 127.0.0.1:$(PORT) --noreload
 
 # Debian's chromium, for the browser tests (never a downloaded browser build).
 chromium:

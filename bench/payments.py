@@ -25,12 +25,15 @@
    accounts for, ledger PAYMENT entries per receipt other than one, and the money of each
    side against the others.
 
-The clients run with the immediate task backend and Django's in-memory email backend, so the
-emailed receipt (when due) is rendered and "sent" inside the payment as configured, without
-an SMTP server.
+The clients run as configured by default: a payment queues its emailed receipt (when due) in
+the database, in the transaction that settles it. After the clock stops, one `pops db_worker
+--batch` sends every queued receipt through Django's in-memory email backend (no SMTP server);
+its time is reported as emails per second, apart from the payments (in production the worker
+runs beside the web processes, on their machine or another).
 
     python bench/payments.py --worker ...   (a client; started by measure)
     python bench/payments.py --check        (the duplicate count; started by measure)
+    python bench/payments.py --tasks        (the task queue by status; started by measure)
 """
 
 import argparse
@@ -65,11 +68,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def client_env(env: dict[str, str]) -> dict[str, str]:
-    return dict(
-        env,
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-        TASKS_BACKEND="django_tasks.backends.immediate.ImmediateBackend",
-    )
+    return dict(env, EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
 
 
 def measure(env: dict[str, str], logs: Path, label: str) -> dict[str, Any]:
@@ -181,15 +180,8 @@ def one_round(
     # A payment counts once, whichever of its requests (it and its twin) answered "succeeded".
     succeeded = len({call["key"] for call in calls if call["outcome"] == "succeeded"})
     latencies = [call["ms"] for call in calls if not call["twin"]]
-    check = json.loads(
-        subprocess.run(
-            [sys.executable, __file__, "--check"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    check = json.loads(run_self("--check", env))
+    emails = send_queued_emails(env, logs / f"{label}-worker.log")
     figures = {
         "clients": clients,
         "payments": per_client * clients,
@@ -213,14 +205,61 @@ def one_round(
         "duplicates": check["duplicates"],
         "counts": check["counts"],
         "load_average": {"before": load_before, "after": load_after},
+        "receipt_emails": emails,
     }
     print(
         f"[{label}]   this round: {figures['payments_per_second']:.1f}/s, "
         f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
-        f"duplicates {figures['duplicates']['total']}",
+        f"duplicates {figures['duplicates']['total']}; the worker sent {emails['sent']} "
+        f"receipt emails at {emails['per_second']}/s, {emails['left']} left",
         flush=True,
     )
     return figures
+
+
+def run_self(mode: str, env: dict[str, str]) -> str:
+    command = [sys.executable, __file__, mode]
+    return subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def send_queued_emails(env: dict[str, str], log: Path) -> dict[str, Any]:
+    """Run one `pops db_worker --batch` over the receipt emails the round queued: how many it
+    sent, how fast, and how many tasks are left queued or failed after it."""
+    before = json.loads(run_self("--tasks", env))
+    started = time.monotonic()
+    with open(log, "ab") as out:
+        subprocess.run(
+            [str(POPS), "db_worker", "--batch", "--no-startup-delay"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    seconds = time.monotonic() - started
+    after = json.loads(run_self("--tasks", env))
+    sent = after.get("SUCCESSFUL", 0) - before.get("SUCCESSFUL", 0)
+    return {
+        "queued": before.get("READY", 0),
+        "sent": sent,
+        "seconds": round(seconds, 3),
+        "per_second": round(sent / seconds, 1) if seconds else None,
+        "left": after.get("READY", 0),
+        "failed": after.get("FAILED", 0) - before.get("FAILED", 0),
+    }
+
+
+def task_counts() -> dict[str, int]:
+    """The task queue's rows by status."""
+    import django
+
+    django.setup()
+    from django.db.models import Count
+    from django_tasks_db.models import DBTaskResult
+
+    return {
+        row["status"]: row["n"]
+        for row in DBTaskResult.objects.values("status").annotate(n=Count("id"))
+    }
 
 
 # --- a client (runs with django.setup()) ------------------------------------------------------
@@ -440,6 +479,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--tasks", action="store_true")
     parser.add_argument("--client", type=int, default=0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--payments", type=int, default=150)
@@ -450,6 +490,8 @@ def main() -> int:
         worker(args.client, args.clients, args.payments, args.run, args.profile)
     elif args.check:
         print(json.dumps(check()))
+    elif args.tasks:
+        print(json.dumps(task_counts()))
     else:
         parser.error("run by bench/run.py")
     return 0

@@ -2,9 +2,12 @@ import io
 import json
 import os
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.test import Client
+from django_tasks_db.management.commands import db_worker
+from django_tasks_db.management.commands.db_worker import Worker
 from hypothesis import settings
 
 from pops.api.keys import create_key
@@ -27,6 +30,25 @@ def run_import(document: dict[str, Any], practice: Practice | None = None) -> Im
         actor=Actor.command("import"),
         practice=practice,
     )
+
+
+def run_queued_tasks() -> None:
+    """Run every queued background task (the emailed receipts), as `pops db_worker --batch`
+    does, in this process and on this connection. The worker's connection recycling is held
+    off, as Django's test client holds off a request's: it would close the connection that
+    holds the test's transaction."""
+    worker = Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="tests",
+        excluded_queue_names=[],
+    )
+    with mock.patch.object(db_worker, "close_old_connections", return_value=None):
+        worker.run()
 
 
 class ApiClient:

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_tasks_db",  # the background-task queue, in this database
     "ninja",  # serves the API docs' assets locally (no CDN)
     "pops.core",
     "pops.ledger",
@@ -197,15 +198,14 @@ EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "true")
 EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", "false")
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", "10")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "POPS <no-reply@localhost>")
-# Emails are sent as background tasks (django-tasks). For now the immediate backend runs them
-# in the request, right after the payment commits; a worker backend can replace it here.
-TASKS = {
-    "default": {
-        "BACKEND": os.environ.get(
-            "TASKS_BACKEND", "django_tasks.backends.immediate.ImmediateBackend"
-        )
-    }
-}
+
+# --- Background tasks -----------------------------------------------------------------------
+# Work that follows a request (the emailed receipt) runs as a django-tasks task. By default the
+# queue is a table in this database: a payment queues its receipt email in its own transaction
+# (the email is due exactly when the payment commits), and `pops db_worker` sends it. Set
+# TASKS_BACKEND=django_tasks.backends.immediate.ImmediateBackend to run tasks in the request
+# instead (after the transaction commits), with no worker.
+TASKS = {"default": {"BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
 
 # --- API ------------------------------------------------------------------------------------
 # The import endpoint takes documents up to 20 MB; larger loads go through `pops import`.

@@ -1,7 +1,8 @@
 """The emailed receipt (spec §8 step 5, §9, rules 30-31; issue 3 item 8) and the notify app's
-email sender. Sent after the payment commits, only when the Group's Email Receipt option is on
-and the payer gave an email; it holds exactly Receipt #, Guarantor, Account, Date Paid,
-Transaction #, Card Type and Amount Paid, and no card number, CVV or token."""
+email sender. Queued in the transaction that settles the payment and sent by the task worker
+(here `run_queued_tasks`), only when the Group's Email Receipt option is on and the payer gave
+an email; it holds exactly Receipt #, Guarantor, Account, Date Paid, Transaction #, Card Type
+and Amount Paid, and no card number, CVV or token."""
 
 import datetime as dt
 import json
@@ -15,8 +16,10 @@ import pytest
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.test import override_settings
-from django_tasks.backends.immediate import ImmediateBackend
+from django_tasks_db import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 
+from pops.core import clock
 from pops.core.audit import Actor
 from pops.groups.models import Group
 from pops.groups.services import prepare_practice
@@ -26,10 +29,10 @@ from pops.payments.gateways.base import WalletKind
 from pops.payments.gateways.sandbox import cards
 from pops.payments.gateways.sandbox.models import Transaction
 from pops.payments.models import PaymentAttempt, StoredCard
-from pops.payments.services import notifications
+from pops.payments.services import attempts, notifications
 from pops.payments.services.attempts import PaymentRequest, pay
 from pops.payments.services.reconcile import reconcile
-from tests.conftest import run_import
+from tests.conftest import run_import, run_queued_tasks
 from tests.payments.conftest import APPROVED, DECLINED, TIMES_OUT, card_token, wallet_payload
 from tests.payments.test_split_payments import Split
 from tests.test_import_documents import small_document
@@ -66,18 +69,21 @@ def guarantor() -> Guarantor:
     return Guarantor.objects.get(external_id="2010")
 
 
+def payment(amount_cents: int = 2000, **fields: Any) -> PaymentAttempt:
+    if "stored_card" not in fields:
+        fields.setdefault("payment_token", card_token(APPROVED))
+    fields.setdefault("email", EMAIL)
+    return pay(PaymentRequest(guarantor(), amount_cents, uuid.uuid4().hex, "f", ACTOR, **fields))
+
+
 @pytest.fixture
-def paid(django_capture_on_commit_callbacks):
-    """`paid(amount, **fields)` takes a payment and runs what follows its commit."""
+def paid():
+    """`paid(amount, **fields)` takes a payment, then the worker runs what it queued."""
 
     def make(amount_cents: int = 2000, **fields: Any) -> PaymentAttempt:
-        if "stored_card" not in fields:
-            fields.setdefault("payment_token", card_token(APPROVED))
-        fields.setdefault("email", EMAIL)
-        with django_capture_on_commit_callbacks(execute=True):
-            return pay(
-                PaymentRequest(guarantor(), amount_cents, uuid.uuid4().hex, "f", ACTOR, **fields)
-            )
+        attempt = payment(amount_cents, **fields)
+        run_queued_tasks()
+        return attempt
 
     return make
 
@@ -96,6 +102,69 @@ def html_of(message: mail.EmailMultiAlternatives) -> str:
 
 
 # --- When it is sent ------------------------------------------------------------------------------
+
+
+def test_the_email_is_queued_with_the_payment_and_sent_by_the_worker(practice):
+    attempt = payment(2000)
+
+    assert mail.outbox == []
+    (task,) = DBTaskResult.objects.all()
+    assert task.status == "READY"
+    assert task.task_path == "pops.payments.services.notifications.deliver_receipt_email"
+    assert task.args_kwargs == {"args": [attempt.pk], "kwargs": {}}
+
+    run_queued_tasks()
+
+    (message,) = mail.outbox
+    assert message.to == [EMAIL]
+    task.refresh_from_db()
+    assert task.status == "SUCCESSFUL"
+    assert task.return_value is True
+
+
+def test_a_settlement_that_rolls_back_queues_no_email(practice, monkeypatch):
+    """The email is queued in the settling transaction: rolled back, nothing is queued; the
+    reconciler's settlement queues it once."""
+    queue = attempts.queue_receipt_email
+
+    def queue_then_fail(attempt_id: int) -> None:
+        queue(attempt_id)
+        raise RuntimeError("the settlement fails after queueing")
+
+    monkeypatch.setattr(attempts, "queue_receipt_email", queue_then_fail)
+    with pytest.raises(RuntimeError):
+        payment(2000)
+    assert not DBTaskResult.objects.exists()
+    (attempt,) = PaymentAttempt.objects.all()
+    assert attempt.status == PaymentAttempt.Status.PROCESSING
+
+    monkeypatch.setattr(attempts, "queue_receipt_email", queue)
+    reconcile(now=clock.now() + dt.timedelta(minutes=11))  # a processing attempt's wait
+    run_queued_tasks()
+
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentAttempt.Status.SUCCEEDED
+    assert DBTaskResult.objects.count() == 1
+    (message,) = mail.outbox
+    assert fields_of(message.body)["Receipt #"] == attempt.receipt.number
+
+
+IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+
+
+def test_with_the_immediate_backend_it_is_sent_once_the_payment_commits(
+    practice, django_capture_on_commit_callbacks
+):
+    with override_settings(TASKS=IMMEDIATE):
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            attempt = payment(2000)
+        assert mail.outbox == []
+        (send,) = callbacks
+        send()  # the commit
+
+    assert not DBTaskResult.objects.exists()
+    (message,) = mail.outbox
+    assert fields_of(message.body)["Receipt #"] == attempt.receipt.number
 
 
 def test_a_paid_payment_with_an_email_sends_exactly_the_receipt_fields(practice, paid):
@@ -162,15 +231,13 @@ def test_no_email_for_a_declined_payment(practice, paid):
     assert mail.outbox == []
 
 
-def test_an_unknown_outcome_sends_nothing_until_the_reconciler_settles_it(
-    practice, paid, django_capture_on_commit_callbacks
-):
+def test_an_unknown_outcome_sends_nothing_until_the_reconciler_settles_it(practice, paid):
     attempt = paid(payment_token=card_token(TIMES_OUT))
     assert attempt.status == PaymentAttempt.Status.UNKNOWN
     assert mail.outbox == []
 
-    with django_capture_on_commit_callbacks(execute=True):
-        reconcile(older_than=dt.timedelta(0))
+    reconcile(older_than=dt.timedelta(0))
+    run_queued_tasks()
 
     attempt.refresh_from_db()
     assert attempt.status == PaymentAttempt.Status.SUCCEEDED
@@ -178,16 +245,12 @@ def test_an_unknown_outcome_sends_nothing_until_the_reconciler_settles_it(
     assert fields_of(message.body)["Receipt #"] == attempt.receipt.number
 
 
-def test_a_replayed_payment_sends_no_second_email(
-    practice, paid, django_capture_on_commit_callbacks
-):
+def test_a_replayed_payment_sends_no_second_email(practice, paid):
     attempt = paid()
-    with django_capture_on_commit_callbacks(execute=True):
-        again = pay(
-            PaymentRequest(
-                guarantor(), 2000, attempt.idempotency_key, "f", ACTOR, payment_token="x"
-            )
-        )
+    again = pay(
+        PaymentRequest(guarantor(), 2000, attempt.idempotency_key, "f", ACTOR, payment_token="x")
+    )
+    run_queued_tasks()
 
     assert again.pk == attempt.pk
     assert len(mail.outbox) == 1
@@ -213,11 +276,11 @@ def test_a_wallet_payment_names_the_wallet_and_the_card_brand(paid):
     assert fields_of(mail.outbox[0].body)["Card Type"] == "Google Pay (Visa)"
 
 
-def test_a_split_payment_lists_each_transaction_number(django_capture_on_commit_callbacks):
+def test_a_split_payment_lists_each_transaction_number():
     split = Split()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        attempt = split.pay(10000, email=EMAIL)
+    attempt = split.pay(10000, email=EMAIL)
+    run_queued_tasks()
 
     numbers = list(attempt.parts.order_by("pk").values_list("transaction_id", flat=True))
     assert len(numbers) == 3
@@ -330,31 +393,27 @@ def test_a_task_backend_that_cannot_queue_is_logged_and_the_payment_stands(
     def refuse(*args, **kwargs):
         raise ConnectionError("queue down")
 
-    monkeypatch.setattr(ImmediateBackend, "enqueue", refuse)
+    monkeypatch.setattr(DatabaseBackend, "enqueue", refuse)
     attempt = paid()
 
     assert attempt.status == PaymentAttempt.Status.SUCCEEDED
+    assert attempt.receipt.status == Receipt.Status.PAID
     assert f"could not queue the receipt email for attempt {attempt.pk}" in caplog.text
+    assert EMAIL not in caplog.text
+    assert mail.outbox == []
 
 
-def test_the_api_sends_the_email_given_in_the_body(
-    practice, api_for, django_capture_on_commit_callbacks
-):
+def test_the_api_sends_the_email_given_in_the_body(practice, api_for):
     api = api_for(practice)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = api.client.post(
-            "/api/v1/payments",
-            data=json.dumps(
-                {
-                    "guarantor": "2010",
-                    "amount": "15.00",
-                    "payment_token": card_token(),
-                    "email": EMAIL,
-                }
-            ),
-            content_type="application/json",
-            headers={**api.headers, "Idempotency-Key": "email-1"},
-        )
+    response = api.client.post(
+        "/api/v1/payments",
+        data=json.dumps(
+            {"guarantor": "2010", "amount": "15.00", "payment_token": card_token(), "email": EMAIL}
+        ),
+        content_type="application/json",
+        headers={**api.headers, "Idempotency-Key": "email-1"},
+    )
+    run_queued_tasks()
 
     assert response.status_code == 201
     (message,) = mail.outbox

@@ -41,7 +41,7 @@ from pops.payments.models import PaymentAttempt, StoredCard
 from pops.payments.services.attempts import PaymentRequest, pay
 from pops.payments.services.reconcile import reconcile
 from pops.payments.services.stored_cards import list_cards, remove_card
-from tests.conftest import ApiClient, run_import
+from tests.conftest import ApiClient, run_import, run_queued_tasks
 from tests.payments.conftest import NOT_A_TEST_CARD
 from tests.payments.test_split_payments import Split
 from tests.test_import_documents import small_document
@@ -235,6 +235,8 @@ def run_everything(run: Run, practice: Practice, split: Split) -> None:
     assert len(response.json()["transaction_numbers"]) == 3
     assert split.balance() == 0
 
+    run_queued_tasks()  # the emailed receipts so far, as the worker sends them
+
     # A void today; the receipts and the day's batches read back.
     paid = list(
         PaymentAttempt.objects.filter(practice=practice, status="succeeded")
@@ -294,6 +296,7 @@ def everything(api_for, caplog) -> Iterator[tuple[Run, Keep]]:
             split = Split(practice_id="p2", email_receipt=True)
             run = Run(Client(), api_for(practice), api_for(split.practice))
             run_everything(run, practice, split)
+            run_queued_tasks()  # the emailed receipts, as the worker sends them
         yield run, keep
     finally:
         for logger in loggers:

@@ -53,6 +53,7 @@ from pops.payments.services.errors import (
     PaymentsUnavailable,
 )
 from pops.payments.services.locks import lock_guarantor
+from pops.payments.services.notifications import queue_receipt_email
 from pops.payments.services.stored_cards import vault_tokens
 
 logger = logging.getLogger("pops.payments")
@@ -547,7 +548,7 @@ def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) ->
             },
         )
         if outcome == Status.SUCCEEDED and attempt.email:
-            transaction.on_commit(lambda: _after_payment(attempt.pk))
+            queue_receipt_email(attempt.pk)
         return attempt
 
 
@@ -606,13 +607,6 @@ def _storable(part: PaymentPart) -> bool:
         and 1 <= part.card_exp_month <= 12
         and part.card_exp_year
     )
-
-
-def _after_payment(attempt_id: int) -> None:
-    """Work that follows a committed payment (the emailed receipt)."""
-    from pops.payments.services.notifications import send_receipt_email
-
-    send_receipt_email(attempt_id)
 
 
 def approved_on(attempt: PaymentAttempt) -> dt.date | None:

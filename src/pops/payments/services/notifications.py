@@ -6,10 +6,10 @@ Account, Date Paid, Transaction #, Card Type and Amount Paid, under the Group's 
 when the Group has one). It is built from the receipt and its gateway transactions only, so it
 cannot hold a card number, a CVV, a last 4 or a token.
 
-`send_receipt_email` hands the work to a background task (django-tasks; the immediate backend
-runs it at once for now, see settings "Email"). Nothing here ever raises into the payment:
-a failure is logged (by attempt id, never with the address or the message) and the payment
-stands as it is.
+The payment queues it (`queue_receipt_email`, inside the transaction that settles the payment)
+as a background task, `deliver_receipt_email`, which `pops db_worker` runs (settings
+"Background tasks"). Nothing here ever raises into the payment: a failure is logged (by attempt
+id, never with the address or the message) and the payment stands as it is.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from django_tasks import task
 
 from pops.core import rows
 from pops.core.money import display_amount
+from pops.core.tasks import enqueue_on_commit
 from pops.groups.services import resolve_group
 from pops.ledger.models import Practice, Receipt
 from pops.notify.email import EmailNotSent, send_email
@@ -59,12 +60,12 @@ class ReceiptEmail:
         return f"Payment receipt {self.receipt_number} from {self.group_name}"
 
 
-def send_receipt_email(attempt_id: int) -> None:
-    """Queue the emailed receipt of a succeeded payment attempt. Never raises."""
-    try:
-        deliver_receipt_email.enqueue(attempt_id)
-    except Exception:
-        logger.exception("could not queue the receipt email for attempt %s", attempt_id)
+def queue_receipt_email(attempt_id: int) -> None:
+    """Queue the emailed receipt of a payment attempt being settled as succeeded: it is due
+    when the settling transaction commits (pops.core.tasks)."""
+    enqueue_on_commit(
+        deliver_receipt_email, attempt_id, what=f"the receipt email for attempt {attempt_id}"
+    )
 
 
 @task()
