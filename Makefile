@@ -25,7 +25,7 @@ demo: $(STAMP)
 	@PORT=$(PORT) $(BIN)/pops demo
 	@echo
 	@echo "Serving on http://127.0.0.1:$(PORT), with the task worker that sends emails (Ctrl-C stops both)"
-	@$(BIN)/pops db_worker -v 0 & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; \
+	@$(BIN)/pops db_worker --no-reload -v 0 & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; \
 	  $(BIN)/pops runserver 127.0.0.1:$(PORT) --noreload
 
 # Debian's chromium, for the browser tests (never a downloaded browser build).
