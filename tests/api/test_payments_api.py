@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pops.api.payments_io import PaymentIn
 from pops.core import clock
 from pops.core.audit import Actor
+from pops.core.models import AuditEvent
 from pops.groups.models import Group
 from pops.groups.services import prepare_practice
 from pops.ledger.models import Guarantor, Practice, Receipt, ReferenceBatch
@@ -186,6 +187,26 @@ def test_after_reconcile_the_same_request_answers_the_settled_receipt(api):
     assert response.json()["transaction_numbers"] == [Transaction.objects.get().transaction_id]
     assert Transaction.objects.count() == 1
     assert balance() == 38_000
+
+
+def test_a_payment_is_audited_once_settled_under_who_asked_a_reconciled_one_under_pops(api):
+    paid = post(api, body(amount="10.00"), key="a").json()["receipt_number"]
+    pending = post(api, body(amount="5.00", payment_token=card_token(TIMES_OUT)), key="b")
+    assert pending.status_code == 202
+    attempt = PaymentAttempt.objects.get(status=PaymentAttempt.Status.UNKNOWN)
+    reconcile(older_than=dt.timedelta(0))
+    attempt.refresh_from_db()
+
+    events = AuditEvent.objects.filter(action__regex=r"^payments\.(payment|attempt|part)\.")
+    events = events.order_by("pk")
+    assert [(e.action, e.actor_type, e.actor_label, e.resource_id) for e in events] == [
+        ("payments.payment.succeeded", "api", "tests", paid),
+        ("payments.attempt.unknown", "api", "tests", str(attempt.pk)),
+        ("payments.part.reconciled", "system", "POPS", str(attempt.pk)),
+        ("payments.payment.succeeded", "system", "POPS", attempt.receipt.number),
+    ]
+    assert events[0].data["amount_cents"] == 1000
+    assert events[3].data["attempt"] == attempt.pk
 
 
 # --- Idempotency ---------------------------------------------------------------------------------

@@ -227,7 +227,7 @@ def test_a_payment_abandoned_after_the_charge_is_settled_after_ten_minutes(monke
     practice_with()
     payer = guarantor()
 
-    def die(attempt: PaymentAttempt, parts: object = None) -> PaymentAttempt:
+    def die(attempt: PaymentAttempt, parts: object = None, **_: object) -> PaymentAttempt:
         raise Crash
 
     monkeypatch.setattr(attempts, "finish", die)
@@ -252,7 +252,7 @@ def test_a_payment_abandoned_after_the_charge_is_settled_after_ten_minutes(monke
 def test_a_payment_abandoned_during_the_gateway_call_is_settled_by_asking(monkeypatch):
     practice_with()
 
-    def die(attempt: PaymentAttempt, parts: object = None) -> PaymentAttempt:
+    def die(attempt: PaymentAttempt, parts: object = None, **_: object) -> PaymentAttempt:
         raise Crash
 
     monkeypatch.setattr(attempts, "finish", die)

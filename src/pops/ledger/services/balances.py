@@ -17,7 +17,10 @@ per-guarantor and the practice-wide computations.
 """
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from django.db import connection
 from django.db.models import Case, F, Q, Sum, Value, When
@@ -163,25 +166,29 @@ def _facts_sql() -> str:
     """  # noqa: S608
 
 
-_FACTS_SQL: str | None = None
+@cache
+def facts_sql() -> str:
+    """The statement of `balance_facts`, to read a guarantor's facts within a larger statement
+    (as a subquery over the parameters `facts_params` names; its row reads with `facts_of`)."""
+    return _facts_sql()
 
 
-def balance_facts(guarantor_id: int) -> BalanceFacts:
-    """The aggregates over one guarantor's rows, in one statement (indexed by guarantor)."""
-    global _FACTS_SQL
-    if _FACTS_SQL is None:
-        _FACTS_SQL = _facts_sql()
-    params: dict[str, int | str] = {
+def facts_params(guarantor_id: int) -> dict[str, int | str]:
+    return {
         "g": guarantor_id,
         "payment": Receipt.Type.PAYMENT.value,
         "refund": Receipt.Type.REFUND.value,
         "paid": Receipt.Status.PAID.value,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_FACTS_SQL, params)
-        row = cursor.fetchone()
+
+
+FACTS_COLUMNS = 11  # the columns of a row of `facts_sql`
+
+
+def facts_of(row: Sequence[Any]) -> BalanceFacts:
+    """The facts in a row of `facts_sql`."""
     (date, statement_balance, amount_due, open_, collections, new) = row[:6]
-    (payments, refunds, payments_since, refunds_since, applied) = row[6:]
+    (payments, refunds, payments_since, refunds_since, applied) = row[6:FACTS_COLUMNS]
     statement = None
     if date is not None:
         if isinstance(date, str):  # SQLite answers dates as ISO text
@@ -197,6 +204,14 @@ def balance_facts(guarantor_id: int) -> BalanceFacts:
         net_paid_since_statement=int(payments_since) - int(refunds_since),
         statement=statement,
     )
+
+
+def balance_facts(guarantor_id: int) -> BalanceFacts:
+    """The aggregates over one guarantor's rows, in one statement (indexed by guarantor)."""
+    with connection.cursor() as cursor:
+        cursor.execute(facts_sql(), facts_params(guarantor_id))
+        row = cursor.fetchone()
+    return facts_of(row)
 
 
 def guarantor_balances(guarantor: Guarantor | int, *, include_new_charges: bool) -> Balances:

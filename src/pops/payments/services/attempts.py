@@ -30,7 +30,7 @@ from pops.core.models import AuditEvent
 from pops.groups.models import Group
 from pops.groups.services import resolve_group
 from pops.ledger.models import Guarantor, Receipt, ReceiptNumber
-from pops.ledger.services.balances import guarantor_balances
+from pops.ledger.services import balances
 from pops.ledger.services.batches import pops_batch
 from pops.ledger.services.posting import open_lines_oldest_first, post_payment
 from pops.payments.gateways.base import (
@@ -44,7 +44,13 @@ from pops.payments.gateways.base import (
     WalletKind,
 )
 from pops.payments.gateways.registry import gateway_for
-from pops.payments.models import MerchantAccount, PaymentAttempt, PaymentPart, StoredCard
+from pops.payments.models import (
+    IN_FLIGHT_SQL,
+    MerchantAccount,
+    PaymentAttempt,
+    PaymentPart,
+    StoredCard,
+)
 from pops.payments.services.amounts import check_amount
 from pops.payments.services.errors import (
     InProgress,
@@ -60,7 +66,6 @@ logger = logging.getLogger("pops.payments")
 
 Status = PaymentAttempt.Status
 PartStatus = PaymentPart.Status
-IN_FLIGHT = (Status.PROCESSING, Status.UNKNOWN)
 
 UNREACHABLE = "We could not reach the card processor and nothing was charged. Please try again."
 
@@ -111,7 +116,7 @@ def pay(request: PaymentRequest) -> PaymentAttempt:
             raise
         return existing
     _charge(attempt, request, parts)
-    return finish(attempt, parts)
+    return finish(attempt, parts, actor=request.actor)
 
 
 def replay(request: PaymentRequest) -> PaymentAttempt | None:
@@ -152,35 +157,42 @@ def _begin_facts_sql() -> str:
     """Read under the guarantor's lock, in one statement: the practice's default Group and
     merchant account (as `default_group` and `default_account` find them), whether the key is
     taken (by this request made before, or by a twin that began while this one waited for the
-    lock), and how much of the guarantor's money is already in flight."""
+    lock), how much of the guarantor's money is already in flight, and the guarantor's balance
+    facts (`balances.facts_sql`). Parameters: `_begin_facts_params`."""
     return f"""
         SELECT {rows.columns(Group, "grp")}, {rows.columns(MerchantAccount, "account")},
             EXISTS (SELECT 1 FROM payments_paymentattempt
-                    WHERE practice_id = %s AND idempotency_key = %s),
+                    WHERE practice_id = %(practice)s AND idempotency_key = %(key)s),
             (SELECT COALESCE(SUM(amount_cents), 0) FROM payments_paymentattempt
-             WHERE guarantor_id = %s AND status IN (%s, %s))
-        FROM (SELECT 1 AS one) base
-        LEFT JOIN groups_group grp ON grp.practice_id = %s AND grp.is_default = %s
-        LEFT JOIN payments_merchantaccount account ON account.practice_id = %s
+             WHERE guarantor_id = %(g)s AND {IN_FLIGHT_SQL}),
+            facts.*
+        FROM ({balances.facts_sql()}) facts
+        LEFT JOIN groups_group grp ON grp.practice_id = %(practice)s AND grp.is_default = %(yes)s
+        LEFT JOIN payments_merchantaccount account ON account.practice_id = %(practice)s
             AND account.facility_id IS NULL AND account.provider_id IS NULL
-            AND account.is_active = %s
+            AND account.is_active = %(yes)s
     """  # noqa: S608 (our own column names)
+
+
+def _begin_facts_params(request: PaymentRequest) -> dict[str, object]:
+    guarantor = request.guarantor
+    return {
+        **balances.facts_params(guarantor.pk),
+        "practice": guarantor.practice_id,
+        "key": request.idempotency_key,
+        "yes": True,
+    }
 
 
 def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
     guarantor = request.guarantor
-    practice_id = guarantor.practice_id
     with transaction.atomic():
         lock_guarantor(guarantor.pk)
-        facts = rows.fetch_one(
-            _begin_facts_sql(),
-            [
-                *(practice_id, request.idempotency_key, guarantor.pk, *IN_FLIGHT),
-                *(practice_id, True, practice_id, True),
-            ],
-        )
+        facts = rows.fetch_one(_begin_facts_sql(), _begin_facts_params(request))
         assert facts is not None  # one row, whatever the joins find
-        default, account, key_taken, in_flight = rows.split_row(facts, Group, MerchantAccount)
+        default, account, key_taken, in_flight, *balance = rows.split_row(
+            facts, Group, MerchantAccount
+        )
         if key_taken:
             # The key was used before, or by a twin request that began while this one waited
             # for the lock: replay it (pay() does on IntegrityError), before any check, so a
@@ -190,8 +202,10 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
         # The Group asked for, else the default one, else the defaults (no Group yet).
         group = request.group or default or resolve_group(rows.related(guarantor, "practice"))
         _check_method(request, group)
-        balances = guarantor_balances(guarantor, include_new_charges=group.include_new_charges)
-        check_amount(request.amount_cents, balances.current_balance - int(in_flight), group)
+        current = balances.combine(
+            balances.facts_of(balance), include_new_charges=group.include_new_charges
+        ).current_balance
+        check_amount(request.amount_cents, current - int(in_flight), group)
         plan = _plan_parts(guarantor, request.amount_cents, group, account)
         if request.stored_card is not None and not set(
             vault_tokens(request.stored_card)
@@ -224,19 +238,8 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
             for index, (account, amount) in enumerate(plan, start=1)
         ]
         rows.insert(*parts)
-        audit.record(
-            "payments.attempt.started",
-            actor=request.actor,
-            practice=guarantor.practice_id,
-            resource=("payment_attempt", str(attempt.pk)),
-            guarantor_id=guarantor.external_id,
-            data={
-                "amount_cents": attempt.amount_cents,
-                "method": attempt.method,
-                "parts": len(plan),
-                "source": attempt.source,
-            },
-        )
+        # No audit record yet: the attempt's row is the record of the request (who, how much,
+        # how, when); the outcome is audited when it is settled, under the same actor.
     return attempt, parts
 
 
@@ -438,10 +441,16 @@ def _void_part(part: PaymentPart) -> bool:
 # --- 3. Settle --------------------------------------------------------------------------------
 
 
-def finish(attempt: PaymentAttempt, parts: list[PaymentPart] | None = None) -> PaymentAttempt:
+def finish(
+    attempt: PaymentAttempt,
+    parts: list[PaymentPart] | None = None,
+    *,
+    actor: audit.Actor | None = None,
+) -> PaymentAttempt:
     """Write the attempt's outcome from its parts' answers (`parts`: as the caller just wrote
-    them, else read now). Safe to call again (the reconciler does): a settled attempt is left
-    as it is."""
+    them, else read now), audited under `actor` (who asked for the payment; else the system, as
+    for the reconciler). Safe to call again (the reconciler does): a settled attempt is left as
+    it is."""
     if parts is None:
         parts = rows.select(PaymentPart, "attempt_id = %s", [attempt.pk], order_by="id")
     statuses = {part.status for part in parts}
@@ -462,33 +471,38 @@ def finish(attempt: PaymentAttempt, parts: list[PaymentPart] | None = None) -> P
         outcome = Status.UNKNOWN
     else:
         outcome = Status.SUCCEEDED
-    return retry_on_conflict(lambda: _settle(attempt, outcome, parts))
+    actor = actor or audit.Actor.system()
+    return retry_on_conflict(lambda: _settle(attempt, outcome, parts, actor))
 
 
-# The guarantor's row lock (the first lock of every money writer), with its practice's time zone.
-_LOCK_GUARANTOR_FOR_SETTLE = """
-    SELECT practice.time_zone FROM ledger_guarantor guarantor
-    JOIN ledger_practice practice ON practice.id = guarantor.practice_id
-    WHERE guarantor.id = %s
-"""
+@cache
+def _settle_lock_sql() -> str:
+    """The attempt, locked with its guarantor (the first lock of every money writer; the
+    attempt's own lock is only ever taken with it, here), and the practice's time zone. One
+    statement locks both rows, so after waiting on either it answers their latest versions."""
+    return f"""
+        SELECT {rows.columns(PaymentAttempt, "attempt")}, practice.time_zone
+        FROM payments_paymentattempt attempt
+        JOIN ledger_guarantor guarantor ON guarantor.id = attempt.guarantor_id
+        JOIN ledger_practice practice ON practice.id = guarantor.practice_id
+        WHERE attempt.id = %s
+    """  # noqa: S608 (our own column names)
 
 
-def _settle(unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart]) -> PaymentAttempt:
+def _settle(
+    unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart], actor: audit.Actor
+) -> PaymentAttempt:
     with transaction.atomic():
-        # The guarantor first, as every payment and posting takes it, then the attempt.
         locked = rows.fetch_one(
-            _LOCK_GUARANTOR_FOR_SETTLE + rows.row_lock(of="guarantor"), [unlocked.guarantor_id]
+            _settle_lock_sql() + rows.row_lock(of="guarantor, attempt"), [unlocked.pk]
         )
-        attempt = rows.get(PaymentAttempt, "id = %s", [unlocked.pk], lock=True)
-        assert locked is not None  # a foreign key
-        assert attempt is not None
+        assert locked is not None  # the attempt exists, and its foreign keys hold
+        attempt, time_zone = rows.split_row(locked, PaymentAttempt)
         if attempt.is_settled or attempt.status == outcome:
             return attempt
-        (time_zone,) = locked
         _carry_over(unlocked, attempt)
         guarantor: Guarantor = rows.related(attempt, "guarantor")
         practice_id = attempt.practice_id
-        actor = audit.Actor.system()
         if outcome == Status.UNKNOWN:
             attempt.status = outcome
             rows.update(attempt, ["status"])
