@@ -44,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,14 @@ def measure(env: dict[str, str], logs: Path, label: str) -> dict[str, Any]:
     return figures
 
 
-ROUND_SUMMARY = ("payments_per_second", "p50_ms", "p99_ms", "cpu_ms_per_request", "load_average")
+ROUND_SUMMARY = (
+    "payments_per_second",
+    "p50_ms",
+    "p99_ms",
+    "cpu_ms_per_request",
+    "load_average",
+    "host_speed_ns",
+)
 
 
 def one_round(
@@ -158,6 +166,7 @@ def one_round(
     for number, slots in enumerate(ready):
         for position in range(0, len(slots["slots"]), TWIN_EVERY):
             twins[(number + 1) % clients].append({**slots["slots"][position], "at": position})
+    speed_ns = host_speed_ns()
     load_before = list(os.getloadavg())
     started = time.monotonic()
     for worker, extra in zip(workers, twins, strict=True):
@@ -206,15 +215,24 @@ def one_round(
         "counts": check["counts"],
         "load_average": {"before": load_before, "after": load_after},
         "receipt_emails": emails,
+        "host_speed_ns": speed_ns,
     }
     print(
         f"[{label}]   this round: {figures['payments_per_second']:.1f}/s, "
         f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
-        f"duplicates {figures['duplicates']['total']}; the worker sent {emails['sent']} "
+        f"duplicates {figures['duplicates']['total']} (host speed {speed_ns:.0f} ns); "
+        f"the worker sent {emails['sent']} "
         f"receipt emails at {emails['per_second']}/s, {emails['left']} left",
         flush=True,
     )
     return figures
+
+
+def host_speed_ns() -> float:
+    """How fast this host runs Python right now: ns per `sum(range(100))`, best of 5 (what
+    `python -m timeit "sum(range(100))"` prints). A virtual machine's speed drifts from minute
+    to minute; a round's payments per second are read against it."""
+    return round(min(timeit.repeat("sum(range(100))", number=100_000, repeat=5)) * 1e4, 1)
 
 
 def run_self(mode: str, env: dict[str, str]) -> str:

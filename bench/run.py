@@ -477,7 +477,14 @@ def print_table(reports: list[Report]) -> None:
                 f"{', '.join(str(r['payments_per_second']) for r in paid['rounds'])}), "
                 f"p50 {paid['p50_ms']:.1f} ms, p99 {paid['p99_ms']:.1f} ms, "
                 f"duplicates {paid['duplicates']['total']} "
-                f"({paid['twin_requests']} twin requests)"
+                f"({paid['twin_requests']} twin requests); host speed "
+                f"{', '.join(str(r['host_speed_ns']) for r in paid['rounds'])} ns"
+            )
+            emails = paid["receipt_emails"]
+            print(
+                f"{report.database:<11} receipt emails: one worker sent {emails['sent']} at "
+                f"{emails['per_second']}/s after the round ({emails['left']} left, "
+                f"{emails['failed']} failed)"
             )
         load = report.load_average
         print(
