@@ -1,7 +1,7 @@
 """Rows read and written by statements built once, for the payment hot path.
 
 The ORM composes every query anew, about a millisecond of CPU each on a small server, and a
-payment makes some twenty-four. The payment path (the payment services, the Sandbox gateway's
+payment makes some twenty. The payment path (the payment services, the Sandbox gateway's
 charge, posting, the POPS batch, receipt numbers, audit records, the default Group and merchant
 account) therefore reads and writes its rows through these helpers: each statement is built once
 per model (and `where` clause) from the model's own field list, then run through Django's

@@ -14,30 +14,34 @@ from pops.payments.gateways.sandbox.cards import Outcome
 from pops.payments.gateways.sandbox.models import CardFields, Refund, Transaction, VaultCard
 
 
-def charge(merchant_id: str, request: ChargeRequest) -> tuple[Transaction, bool]:
+def charge(
+    merchant_id: str, request: ChargeRequest, *, again: bool = False
+) -> tuple[Transaction, bool]:
     """The transaction for `request` and whether it already existed under its reference.
 
-    Locking the token first serializes retries that carry the same token, so a retry always
-    finds the transaction its twin committed; retries with another token meet the reference's
-    unique constraint instead, and the adapter runs them again.
+    A charge is idempotent by its merchant reference. A first try does not look the reference
+    up, as a token's first use cannot have a transaction yet: two charges with one token meet
+    on the token's use (the second waits for the first to commit, finds the token used and then
+    the first one's transaction); two with one reference and different tokens meet on the
+    reference's unique constraint, and the adapter runs the loser `again`, which looks first.
     """
-    token = tokens.lock(request.payment_token, request.wallet) if request.payment_token else None
-    existing = query(merchant_id, request.merchant_reference)
-    if existing is not None:
-        if existing.amount_cents != request.amount_cents:
-            raise InvalidRequest(
-                "reference_conflict",
-                "This merchant reference was already used for another amount.",
-            )
+    if again and (existing := _existing(merchant_id, request)) is not None:
         return existing, True
-
     if request.store_card and request.wallet:
         raise InvalidRequest("cannot_store_wallet", "Wallet payments cannot be stored.")
     source: CardFields
     if request.vault_token:
         source = _vault_card(merchant_id, request.vault_token, request.customer_id)
     else:
-        source = tokens.use(token, merchant_id)
+        token = tokens.find(request.payment_token, request.wallet)
+        try:
+            source = tokens.use(token, merchant_id)
+        except InvalidRequest:
+            # Used already (by a retry's first try, say), unknown or expired: a charge made
+            # before under this reference answers; anything else is refused.
+            if (existing := _existing(merchant_id, request)) is not None:
+                return existing, True
+            raise
 
     outcome = Outcome(source.outcome)
     if outcome.approves and cards.has_expired(source.exp_month, source.exp_year, clock.now()):
@@ -68,6 +72,16 @@ def charge(merchant_id: str, request: ChargeRequest) -> tuple[Transaction, bool]
     )
     rows.insert(created)
     return created, False
+
+
+def _existing(merchant_id: str, request: ChargeRequest) -> Transaction | None:
+    """The transaction already made under the request's reference, if any (for its amount)."""
+    existing = query(merchant_id, request.merchant_reference)
+    if existing is not None and existing.amount_cents != request.amount_cents:
+        raise InvalidRequest(
+            "reference_conflict", "This merchant reference was already used for another amount."
+        )
+    return existing
 
 
 def query(merchant_id: str, merchant_reference: str) -> Transaction | None:

@@ -80,17 +80,18 @@ def _create(**fields: object) -> Token:
     )
 
 
-def lock(payment_token: str, wallet: WalletKind | None) -> Token | None:
-    """The token a charge names, row-locked so charges with one token run one at a time; None
-    when there is no such token (the charge then checks its reference before refusing)."""
+def find(payment_token: str, wallet: WalletKind | None) -> Token | None:
+    """The token a charge names; None when there is no such token."""
     token_id = _wallet_token_id(payment_token, wallet) if wallet else payment_token
-    if token_id is None:
+    if not token_id:
         return None
-    return rows.get(Token, "token = %s AND wallet = %s", [token_id, str(wallet or "")], lock=True)
+    return rows.get(Token, "token = %s AND wallet = %s", [token_id, str(wallet or "")])
 
 
 def use(token: Token | None, merchant_id: str) -> Token:
-    """Mark `token` used by `merchant_id`; call inside the charge's transaction, after `lock`.
+    """Mark `token` used by `merchant_id`, inside the charge's transaction. Two charges with one
+    token meet here: the second waits for the first's transaction to end, and finds the token
+    used if it committed.
 
     Raises `InvalidRequest` for an unknown, tampered, expired or already used token.
     """
