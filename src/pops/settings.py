@@ -201,11 +201,13 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "POPS <no-reply@localh
 
 # --- Background tasks -----------------------------------------------------------------------
 # Work that follows a request (the emailed receipt) runs as a django-tasks task. By default the
-# queue is a table in this database: a payment queues its receipt email in its own transaction
-# (the email is due exactly when the payment commits), and `pops db_worker` sends it. Set
+# queue is a table in this database (django-tasks-db, through pops.core.tasks.DatabaseBackend):
+# a payment queues its receipt email in its own transaction (the email is due exactly when the
+# payment commits), and `pops db_worker` sends it. Set
 # TASKS_BACKEND=django_tasks.backends.immediate.ImmediateBackend to run tasks in the request
 # instead (after the transaction commits), with no worker.
-TASKS = {"default": {"BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
+TASKS_BACKEND = os.environ.get("TASKS_BACKEND", "pops.core.tasks.DatabaseBackend")
+TASKS = {"default": {"BACKEND": TASKS_BACKEND}}
 
 # --- API ------------------------------------------------------------------------------------
 # The import endpoint takes documents up to 20 MB; larger loads go through `pops import`.

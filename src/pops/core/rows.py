@@ -179,7 +179,8 @@ _AS_IS = (
 
 @cache
 def _insert_sql(model: type[models.Model], rows: int) -> tuple[str, list[tuple[str, Any]]]:
-    fields = [f for f in _fields(model) if not f.primary_key]
+    # The database numbers an auto-incremented primary key; any other (a UUID) is the object's.
+    fields = [f for f in _fields(model) if not (f.primary_key and isinstance(f, models.AutoField))]
     table = _quote(model._meta.db_table)
     columns = ", ".join(_quote(f.column) for f in fields)
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
@@ -190,7 +191,8 @@ def _insert_sql(model: type[models.Model], rows: int) -> tuple[str, list[tuple[s
 
 
 def insert(*objects: M) -> None:
-    """INSERT new instances of one model in one statement, setting their primary keys."""
+    """INSERT new instances of one model in one statement, setting their primary keys (or
+    writing their own, when the key is not numbered by the database)."""
     if not objects:
         return
     model = type(objects[0])

@@ -21,13 +21,14 @@ from pops.payments.gateways.sandbox.models import Token
 
 TOKEN_LIFETIME = dt.timedelta(minutes=15)
 WALLET_PAYLOAD_MAX_LENGTH = 8192
-# Lower-case base32: few digits, so no id can look like a card number to a PAN scan.
-_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+# Ids are lower-case base32 (a-z, 2-7): few digits, so no id can look like a card number to a
+# PAN scan.
 
 
 def random_id(prefix: str, length: int = 26) -> str:
     """`prefix` + `length` random base32 characters (26 give 130 bits)."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    encoded = base64.b32encode(secrets.token_bytes((length * 5 + 7) // 8)).decode("ascii")
+    return prefix + encoded[:length].lower()
 
 
 def tokenize_card(card_number: object, exp: object, cvv: object) -> str:
