@@ -25,17 +25,22 @@ M = TypeVar("M", bound=models.Model)
 Converter = Callable[[Any, Any, Any], Any]
 
 
+def _db() -> Any:
+    """This thread's connection (`connection` looks it up again on every attribute)."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
 def _cursor() -> Any:
     """Django's cursor wrapper (so statements are logged, counted and their errors are
     Django's), over one driver cursor kept for the connection: opening a cursor costs more
     than running one of these statements. A new connection gets a new cursor."""
-    db = connections[DEFAULT_DB_ALIAS]  # (`connection` looks this up on every attribute)
+    db = _db()
     kept = db.__dict__.get("_pops_rows_cursor")
     if kept is None or kept[0] is not db.connection or db.connection is None:
         db.ensure_connection()
         kept = (db.connection, db.create_cursor())
         db.__dict__["_pops_rows_cursor"] = kept
-    return db._prepare_cursor(kept[1])  # type: ignore[attr-defined]
+    return db._prepare_cursor(kept[1])
 
 
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> tuple[Any, ...] | None:
@@ -110,11 +115,12 @@ def _attnames(model: type[models.Model]) -> tuple[str, ...]:
 
 def from_row(model: type[M], row: Sequence[Any]) -> M:
     """A model instance from a row of `_select_sql`'s columns, converted as the ORM would."""
+    db = _db()
     values = list(row)
-    for index, column, converters in _converters(model, connection.vendor):
+    for index, column, converters in _converters(model, db.vendor):
         for converter in converters:
-            values[index] = converter(values[index], column, connection)
-    return model.from_db(connection.alias, _attnames(model), values)
+            values[index] = converter(values[index], column, db)
+    return model.from_db(db.alias, _attnames(model), values)
 
 
 def columns(model: type[models.Model], alias: str) -> str:
@@ -197,10 +203,11 @@ def insert(*objects: M) -> None:
         return
     model = type(objects[0])
     sql, fields = _insert_sql(model, len(objects))
+    db = _db()
     params = [
         getattr(obj, attname)
         if field is None
-        else field.get_db_prep_save(field.pre_save(obj, True), connection)
+        else field.get_db_prep_save(field.pre_save(obj, True), db)
         for obj in objects
         for attname, field in fields
     ]
@@ -209,7 +216,7 @@ def insert(*objects: M) -> None:
     for obj, (pk,) in zip(objects, rows, strict=True):
         obj.pk = pk
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = db.alias
 
 
 def update(
@@ -220,7 +227,8 @@ def update(
     model = type(obj)
     chosen = [_field(model, name) for name in fields]
     sql = _update_sql(model, tuple(f.name for f in chosen), where)
-    values = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in chosen]
+    db = _db()
+    values = [f.get_db_prep_save(f.pre_save(obj, False), db) for f in chosen]
     return execute(sql, [*values, obj.pk, *params]) > 0
 
 
