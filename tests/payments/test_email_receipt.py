@@ -216,6 +216,7 @@ def test_no_email_when_the_group_has_email_receipt_off(paid):
 
     assert attempt.status == PaymentAttempt.Status.SUCCEEDED
     assert mail.outbox == []
+    assert not DBTaskResult.objects.exists()  # nothing queued either
 
 
 def test_no_email_when_the_payer_gave_none(practice, paid):

@@ -561,8 +561,8 @@ def _settle(
                 "decline_code": attempt.decline_code,
             },
         )
-        if outcome == Status.SUCCEEDED and attempt.email:
-            queue_receipt_email(attempt.pk)
+        if outcome == Status.SUCCEEDED and attempt.email and group.email_receipt:
+            queue_receipt_email(attempt.pk)  # (the worker checks again when it sends)
         return attempt
 
 
