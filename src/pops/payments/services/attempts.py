@@ -536,6 +536,9 @@ def _settle(
             rows.insert(receipt)
             post_payment(receipt, auto_post=group.auto_post)
             _store_card(attempt, parts)
+            if attempt.email and group.email_receipt:
+                # Due when this transaction commits (the worker checks again when it sends).
+                queue_receipt_email(attempt.pk)
         else:
             declines = [p for p in parts if p.decline_code not in ("", "not_charged")]
             first = declines[0] if declines else parts[0]
@@ -561,8 +564,6 @@ def _settle(
                 "decline_code": attempt.decline_code,
             },
         )
-        if outcome == Status.SUCCEEDED and attempt.email and group.email_receipt:
-            queue_receipt_email(attempt.pk)  # (the worker checks again when it sends)
         return attempt
 
 
