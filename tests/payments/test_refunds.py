@@ -656,7 +656,12 @@ def test_a_void_finishing_while_refunds_are_asked_for_wins_and_no_refund_is_made
     assert isinstance(voided, Receipt), voided
     assert voided.status == Receipt.Status.VOIDED
     assert all(isinstance(o, PaymentRefused) for o in refused), refused
-    assert all("void of this payment is under way" in o.message for o in refused)
+    # Refused while the void is under way, or, for a refund that starts after it finished
+    # (the threads start at about the same moment, not at once), as a voided receipt.
+    assert all(
+        "void of this payment is under way" in o.message or o.message.endswith("is Voided.")
+        for o in refused
+    ), [o.message for o in refused]
     assert [t.status for t in gateway_transactions(receipt)] == [Transaction.Status.VOIDED]
     assert gateway_refunds(receipt) == []
     assert refunds_made() == 0
