@@ -106,9 +106,12 @@ def combine(facts: BalanceFacts, *, include_new_charges: bool) -> Balances:
     )
 
 
-def _facts_sql() -> str:
+@cache
+def facts_sql() -> str:
     """One statement for all of a guarantor's facts: a round trip, and no query to build per
-    call (the ORM spent more time composing four queries than the database answering them)."""
+    call (the ORM spent more time composing four queries than the database answering them).
+    A larger statement may hold it as a subquery, over the parameters `facts_params` names;
+    `facts_of` reads its row."""
     line, encounter = ServiceLine._meta.db_table, Encounter._meta.db_table
     receipt, application = Receipt._meta.db_table, Application._meta.db_table
     statement = Statement._meta.db_table
@@ -166,13 +169,6 @@ def _facts_sql() -> str:
     """  # noqa: S608
 
 
-@cache
-def facts_sql() -> str:
-    """The statement of `balance_facts`, to read a guarantor's facts within a larger statement
-    (as a subquery over the parameters `facts_params` names; its row reads with `facts_of`)."""
-    return _facts_sql()
-
-
 def facts_params(guarantor_id: int) -> dict[str, int | str]:
     return {
         "g": guarantor_id,
@@ -182,13 +178,13 @@ def facts_params(guarantor_id: int) -> dict[str, int | str]:
     }
 
 
-FACTS_COLUMNS = 11  # the columns of a row of `facts_sql`
+_FACTS_COLUMNS = 11  # the columns of a row of `facts_sql`
 
 
 def facts_of(row: Sequence[Any]) -> BalanceFacts:
     """The facts in a row of `facts_sql`."""
     (date, statement_balance, amount_due, open_, collections, new) = row[:6]
-    (payments, refunds, payments_since, refunds_since, applied) = row[6:FACTS_COLUMNS]
+    (payments, refunds, payments_since, refunds_since, applied) = row[6:_FACTS_COLUMNS]
     statement = None
     if date is not None:
         if isinstance(date, str):  # SQLite answers dates as ISO text
