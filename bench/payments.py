@@ -241,8 +241,10 @@ def run_self(mode: str, env: dict[str, str]) -> str:
 
 
 def send_queued_emails(env: dict[str, str], log: Path) -> dict[str, Any]:
-    """Run one `pops db_worker --batch` over the receipt emails the round queued: how many it
-    sent, how fast, and how many tasks are left queued or failed after it."""
+    """Run one `pops db_worker --batch` over the receipt emails the round queued: how many tasks
+    it ran to the end (each sends one email, or none when the receipt was voided since), how
+    fast (the worker's Django start-up of about a second included), and how many tasks are
+    left queued or failed after it."""
     before = json.loads(run_self("--tasks", env))
     started = time.monotonic()
     with open(log, "ab") as out:

@@ -4,6 +4,7 @@ from pops.core.audit import Actor
 from pops.groups.services import prepare_practice
 from pops.ledger.models import Guarantor, Receipt
 from pops.ledger.services.balances import guarantor_balances
+from pops.payments.models import IN_FLIGHT_SQL, IN_FLIGHT_STATUSES, PaymentAttempt
 from pops.payments.services.attempts import PaymentRequest, pay
 from tests.conftest import run_import, run_queued_tasks
 from tests.payments.conftest import APPROVED, DECLINED, card_token
@@ -59,3 +60,11 @@ def test_a_payment_takes_a_bounded_number_of_statements(django_assert_max_num_qu
     assert attempt.receipt.reference_batch.description == "API Payments"
     assert len(mailoutbox) == 1
     assert attempt.receipt.number in mailoutbox[0].subject
+
+
+def test_the_in_flight_statuses_are_exactly_the_unsettled_ones():
+    """The partial indexes and IN_FLIGHT_SQL name the statuses as literals: they must stay the
+    statuses of an attempt whose outcome is not written yet."""
+    unsettled = {s for s in PaymentAttempt.Status if not PaymentAttempt(status=s).is_settled}
+    assert set(IN_FLIGHT_STATUSES) == unsettled == {"processing", "unknown"}
+    assert IN_FLIGHT_SQL == "status IN ('processing', 'unknown')"

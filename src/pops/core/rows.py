@@ -143,13 +143,12 @@ def split_row(row: Sequence[Any], *parts: type[models.Model]) -> tuple[Any, ...]
     return (*out, *row[start:])
 
 
-def get(model: type[M], where: str, params: Sequence[Any], *, lock: bool | str = False) -> M | None:
+def get(model: type[M], where: str, params: Sequence[Any], *, lock: str = "") -> M | None:
     """The first row of `model` matching `where` (SQL over its own columns, %s placeholders),
-    row-locked FOR UPDATE when `lock` is True, or with the strength it names ("key share");
-    see `row_lock`."""
+    row-locked with the strength `lock` names ("update", "key share"; see `row_lock`)."""
     suffix = " LIMIT 1"
     if lock:
-        suffix += row_lock("update" if lock is True else lock)
+        suffix += row_lock(lock)
     row = fetch_one(_select_sql(model, where, suffix), params)
     return None if row is None else from_row(model, row)
 
