@@ -16,6 +16,9 @@ def test_the_home_page_answers(client):
     response = client.get("/")
     assert response.status_code == 200
     assert b"POPS" in response.content
+    # It points to the payments API, and does not call the payments engine unfinished.
+    assert b"POST /api/v1/payments" in response.content
+    assert b"in progress" not in response.content
 
 
 def test_an_import_creates_the_practice_it_names():
