@@ -143,3 +143,114 @@ def test_a_related_row_is_read_once_and_kept(django_assert_num_queries):
 
     assert again is first
     assert fields(first) == fields(Guarantor.objects.get(pk=guarantor.pk).practice)
+
+
+def an_event(action, **fields):
+    return AuditEvent(action=action, actor_type=AuditEvent.ActorType.SYSTEM, **fields)
+
+
+def test_writes_held_together_go_as_one_statement_on_postgresql(django_assert_num_queries):
+    """Inserts (numbered in the order of their rows), an update and a raw write, held by the
+    block and sent when it ends: one statement on PostgreSQL, one each on SQLite."""
+    practice = run_import(small_document()).practice
+    receipt, other = a_receipt(practice), a_receipt(practice, "R-2")
+    first, second, third = an_event("t.1"), an_event("t.2"), an_event("t.3")
+    receipt.void_reason = "together"
+    one_statement = rows._db().vendor == "postgresql"
+
+    with django_assert_num_queries(1 if one_statement else 4), rows.together():
+        rows.insert(first, second)
+        rows.update(receipt, ["void_reason"])
+        rows.insert(third)
+        rows.write("UPDATE ledger_receipt SET amount_cents = %s WHERE id = %s", [7, other.pk])
+        assert first.pk is None  # held: nothing is sent yet
+
+    stored = {e.pk: e.action for e in AuditEvent.objects.filter(action__startswith="t.")}
+    assert stored == {first.pk: "t.1", second.pk: "t.2", third.pk: "t.3"}
+    assert first.pk < second.pk < third.pk
+    assert first._state.adding is False
+    assert Receipt.objects.get(pk=receipt.pk).void_reason == "together"
+    assert Receipt.objects.get(pk=other.pk).amount_cents == 7
+
+
+def test_a_read_inside_the_block_sends_the_held_writes_first():
+    practice = run_import(small_document()).practice
+    receipt = a_receipt(practice)
+
+    with rows.together():
+        rows.write("UPDATE ledger_receipt SET amount_cents = %s WHERE id = %s", [9, receipt.pk])
+        with rows.together():  # joins the outer block: sent when the outer one ends
+            rows.insert(an_event("t.inner"))
+        row = rows.fetch_one("SELECT amount_cents FROM ledger_receipt WHERE id = %s", [receipt.pk])
+        assert row == (9,)
+        assert AuditEvent.objects.filter(action="t.inner").exists()
+        rows.insert(an_event("t.after"))
+        assert not AuditEvent.objects.filter(action="t.after").exists()  # (the ORM's read)
+
+    assert AuditEvent.objects.filter(action="t.after").exists()
+
+
+def test_a_block_that_raises_sends_nothing_it_held():
+    practice = run_import(small_document()).practice
+    receipt = a_receipt(practice)
+
+    def fails_inside():
+        with rows.together():
+            rows.insert(an_event("t.lost"))
+            rows.write("UPDATE ledger_receipt SET amount_cents = %s WHERE id = %s", [1, receipt.pk])
+            raise ValueError("the transaction fails")
+
+    with pytest.raises(ValueError, match="transaction fails"):
+        fails_inside()
+
+    assert not AuditEvent.objects.filter(action="t.lost").exists()
+    assert Receipt.objects.get(pk=receipt.pk).amount_cents == 2500
+    rows.insert(an_event("t.next"))  # the block is over: writes go at once again
+    assert AuditEvent.objects.filter(action="t.next").exists()
+
+
+def test_a_held_write_that_fails_raises_djangos_error_when_the_block_ends():
+    practice = run_import(small_document()).practice
+    receipt = a_receipt(practice)
+    twin = Receipt(
+        practice_id=practice.pk,
+        guarantor_id=receipt.guarantor_id,
+        number=receipt.number,
+        date=receipt.date,
+        amount_cents=100,
+    )
+
+    def both():
+        with transaction.atomic(), rows.together():
+            rows.insert(an_event("t.with-the-twin"))
+            rows.insert(twin)
+
+    with pytest.raises(IntegrityError):
+        both()
+
+    assert not AuditEvent.objects.filter(action="t.with-the-twin").exists()
+
+
+def test_insert_once_writes_a_row_only_while_its_unique_values_are_free():
+    practice = run_import(small_document()).practice
+    receipt = a_receipt(practice)
+    twin = Receipt(
+        practice_id=practice.pk,
+        guarantor_id=receipt.guarantor_id,
+        number=receipt.number,
+        date=receipt.date,
+        amount_cents=100,
+    )
+    fresh = Receipt(
+        practice_id=practice.pk,
+        guarantor_id=receipt.guarantor_id,
+        number="R-new",
+        date=receipt.date,
+        amount_cents=100,
+    )
+
+    assert not rows.insert_once(twin, ("practice", "number"))
+    assert twin.pk is None
+    assert rows.insert_once(fresh, ("practice", "number"))
+    assert Receipt.objects.get(pk=fresh.pk).number == "R-new"
+    assert Receipt.objects.filter(practice=practice).count() == 2

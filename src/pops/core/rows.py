@@ -8,14 +8,18 @@ per model (and `where` clause) from the model's own field list, then run through
 cursor, so it takes part in the caller's transaction, in query logging and in the tests' query
 counts like any ORM query. Values go through the fields' own conversions both ways
 (`get_db_prep_save` in, the backend's and field's converters out), so a row read here is the
-same model instance the ORM would have built, on SQLite and PostgreSQL.
+same model instance the ORM would have built, on SQLite and PostgreSQL. The writes that close a
+transaction can be held and sent together (`together`): one round trip on PostgreSQL.
 
 Everything else keeps the ORM.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
 
@@ -44,12 +48,14 @@ def _cursor() -> Any:
 
 
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> tuple[Any, ...] | None:
+    _send_pending()
     cursor = _cursor()
     cursor.execute(sql, params)
     return cursor.fetchone()
 
 
 def fetch_all(sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+    _send_pending()
     cursor = _cursor()
     cursor.execute(sql, params)
     return cursor.fetchall()
@@ -57,6 +63,7 @@ def fetch_all(sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tup
 
 def execute(sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
     """Run one statement; answers the number of rows it changed."""
+    _send_pending()
     cursor = _cursor()
     cursor.execute(sql, params)
     return cursor.rowcount
@@ -69,6 +76,97 @@ def row_lock(strength: str = "update", *, of: str = "") -> str:
     if connection.vendor != "postgresql":
         return ""
     return f" FOR {strength.upper()}" + (f" OF {of}" if of else "")
+
+
+# --- writes sent together ---------------------------------------------------------------------
+
+
+@dataclass
+class _Write:
+    sql: str
+    params: list[Any]
+    numbered: tuple[models.Model, ...] = ()  # new objects to number from the RETURNING ids
+
+
+_pending: ContextVar[list[_Write] | None] = ContextVar("pops_rows_pending", default=None)
+
+
+@contextmanager
+def together() -> Iterator[None]:
+    """Inside the block, `insert`, `update` and `write` are held, and sent when it ends: on
+    PostgreSQL as one statement (each write a data-modifying WITH query), so a transaction's
+    closing writes cost one round trip instead of one each; on SQLite one after the other.
+
+    For writes nothing reads back before the block ends: a statement that answers something
+    (`fetch_one`, `fetch_all`, `execute`) sends what is held first, so reads always see the
+    writes before them. New objects get their primary keys when the writes are sent, so an
+    object whose key a later write needs (as a foreign key) is inserted before the block. The
+    held writes of one block must not change one row twice. A block inside a block joins it.
+    Nothing is sent when the block raises (its transaction is rolled back)."""
+    if _pending.get() is not None:
+        yield
+        return
+    token = _pending.set([])
+    try:
+        yield
+        _send_pending()
+    finally:
+        _pending.reset(token)
+
+
+def write(sql: str, params: Sequence[Any] = ()) -> None:
+    """Run one INSERT, UPDATE or DELETE whose answer nobody needs (held inside `together`)."""
+    _hold_or_send(_Write(sql, list(params)))
+
+
+def _hold_or_send(item: _Write) -> None:
+    held = _pending.get()
+    if held is None:
+        _send([item])
+    else:
+        held.append(item)
+
+
+def _send_pending() -> None:
+    held = _pending.get()
+    if held:
+        writes = held[:]
+        held.clear()
+        _send(writes)
+
+
+def _send(writes: list[_Write]) -> None:
+    if len(writes) == 1 or _db().vendor != "postgresql":
+        for item in writes:
+            cursor = _cursor()
+            cursor.execute(item.sql, item.params)
+            if item.numbered:  # (RETURNING answers rows in the order of the VALUES list)
+                _number(item.numbered, [pk for (pk,) in cursor.fetchall()])
+        return
+    # One statement: WITH w0 AS (INSERT ... RETURNING id), w1 AS (UPDATE ...) SELECT the new
+    # ids of each INSERT. Identity values are drawn in the order of the VALUES rows, so the
+    # ids in ascending order are the rows' in order.
+    queries, params, answers = [], [], []
+    for index, item in enumerate(writes):
+        queries.append(f"w{index} AS ({item.sql})")
+        params.extend(item.params)
+        if item.numbered:
+            pk = _quote(item.numbered[0]._meta.pk.column)
+            answers.append(f"(SELECT array_agg({pk} ORDER BY {pk}) FROM w{index})")  # noqa: S608
+    cursor = _cursor()
+    cursor.execute(f"WITH {', '.join(queries)} SELECT {', '.join(answers) or 'NULL'}", params)
+    row = cursor.fetchone()
+    numbered = (item.numbered for item in writes if item.numbered)
+    for objects, pks in zip(numbered, row if answers else (), strict=True):
+        _number(objects, pks)
+
+
+def _number(objects: Sequence[models.Model], pks: Sequence[Any]) -> None:
+    alias = _db().alias
+    for obj, pk in zip(objects, pks, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = alias
 
 
 # --- model rows -------------------------------------------------------------------------------
@@ -183,52 +281,88 @@ _AS_IS = (
 
 
 @cache
-def _insert_sql(model: type[models.Model], rows: int) -> tuple[str, list[tuple[str, Any]]]:
-    # The database numbers an auto-incremented primary key; any other (a UUID) is the object's.
-    fields = [f for f in _fields(model) if not (f.primary_key and isinstance(f, models.AutoField))]
+def _insert_sql(model: type[models.Model], rows: int) -> tuple[str, list[tuple[str, Any]], bool]:
+    """The statement, its values' (attribute name, field to convert it with, or None), and
+    whether the database numbers the rows (an auto-incremented primary key: the statement
+    answers the new keys); any other key (a UUID) is the object's own."""
+    numbered = isinstance(model._meta.pk, models.AutoField)
+    fields = [f for f in _fields(model) if not (f.primary_key and numbered)]
     table = _quote(model._meta.db_table)
     columns = ", ".join(_quote(f.column) for f in fields)
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
     values = ", ".join([one] * rows)
-    pk = _quote(model._meta.pk.column)
-    sql = f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING {pk}"  # noqa: S608
-    return sql, [(f.attname, None if isinstance(f, _AS_IS) else f) for f in fields]
+    sql = f"INSERT INTO {table} ({columns}) VALUES {values}"  # noqa: S608 (our own names)
+    if numbered:
+        sql += f" RETURNING {_quote(model._meta.pk.column)}"
+    return sql, [(f.attname, None if isinstance(f, _AS_IS) else f) for f in fields], numbered
 
 
 def insert(*objects: M) -> None:
     """INSERT new instances of one model in one statement, setting their primary keys (or
-    writing their own, when the key is not numbered by the database)."""
+    writing their own, when the key is not numbered by the database). Held inside
+    `together`: the keys are set when the writes are sent."""
     if not objects:
         return
-    model = type(objects[0])
-    sql, fields = _insert_sql(model, len(objects))
+    sql, fields, numbered = _insert_sql(type(objects[0]), len(objects))
+    params = _insert_params(objects, fields)
+    if numbered:
+        _hold_or_send(_Write(sql, params, objects))
+    else:
+        _hold_or_send(_Write(sql, params))
+        _number(objects, [obj.pk for obj in objects])
+
+
+def insert_once(obj: models.Model, unique: tuple[str, ...]) -> bool:
+    """INSERT `obj` unless its row would break the unique constraint over the fields `unique`
+    (ON CONFLICT DO NOTHING); answers whether it was written. Sent at once, never held: a
+    concurrent insert of the same values waits for the first one's transaction, then writes
+    nothing."""
+    sql, fields = _insert_once_sql(type(obj), unique)
+    row = fetch_one(sql, _insert_params([obj], fields))
+    if row is None:
+        return False
+    _number([obj], row)
+    return True
+
+
+@cache
+def _insert_once_sql(
+    model: type[models.Model], unique: tuple[str, ...]
+) -> tuple[str, list[tuple[str, Any]]]:
+    sql, fields, numbered = _insert_sql(model, 1)
+    assert numbered  # (its RETURNING answers whether a row was written)
+    target = ", ".join(_quote(_field(model, name).column) for name in unique)
+    returning = sql.rindex(" RETURNING ")
+    return f"{sql[:returning]} ON CONFLICT ({target}) DO NOTHING{sql[returning:]}", fields
+
+
+def _insert_params(objects: Sequence[models.Model], fields: list[tuple[str, Any]]) -> list[Any]:
+    """The values of new `objects` for their INSERT, converted as the ORM's would be."""
     db = _db()
-    params = [
+    return [
         getattr(obj, attname)
         if field is None
         else field.get_db_prep_save(field.pre_save(obj, True), db)
         for obj in objects
         for attname, field in fields
     ]
-    rows = fetch_all(sql, params)
-    # PostgreSQL and SQLite answer RETURNING rows in the order of the VALUES list.
-    for obj, (pk,) in zip(objects, rows, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = db.alias
 
 
 def update(
     obj: models.Model, fields: Iterable[str], *, where: str = "", params: Sequence[Any] = ()
 ) -> bool:
     """UPDATE the named fields of `obj`'s row to its attribute values (plus `where`, e.g. a
-    status guard); answers whether the row was changed."""
+    status guard); answers whether the row was changed. Without `where` it is held inside
+    `together` (and answers True: the row is `obj`'s own)."""
     model = type(obj)
     chosen = [_field(model, name) for name in fields]
     sql = _update_sql(model, tuple(f.name for f in chosen), where)
     db = _db()
     values = [f.get_db_prep_save(f.pre_save(obj, False), db) for f in chosen]
-    return execute(sql, [*values, obj.pk, *params]) > 0
+    if where:
+        return execute(sql, [*values, obj.pk, *params]) > 0
+    write(sql, [*values, obj.pk])
+    return True
 
 
 @cache

@@ -79,10 +79,11 @@ def post_payment(receipt: Receipt, *, auto_post: bool) -> list[Application]:
         left -= amount
         if not left:
             break
-    rows.insert(*applications)
-    rows.insert(*entries)
-    for application in applications:
-        rows.execute(_ADD_PATIENT_PAID, [application.amount_cents, application.line_id])
+    with rows.together():  # (a caller's own block holds them on, with its closing writes)
+        rows.insert(*applications)
+        rows.insert(*entries)
+        for application in applications:
+            rows.write(_ADD_PATIENT_PAID, [application.amount_cents, application.line_id])
     return applications
 
 

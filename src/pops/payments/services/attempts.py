@@ -534,11 +534,7 @@ def _settle(
             receipt.status = Receipt.Status.PAID
             receipt.reference_batch = pops_batch(practice_id, receipt.date)
             rows.insert(receipt)
-            post_payment(receipt, auto_post=group.auto_post)
             _store_card(attempt, parts)
-            if attempt.email and group.email_receipt:
-                # Due when this transaction commits (the worker checks again when it sends).
-                queue_receipt_email(attempt.pk)
         else:
             declines = [p for p in parts if p.decline_code not in ("", "not_charged")]
             first = declines[0] if declines else parts[0]
@@ -550,20 +546,28 @@ def _settle(
             receipt.status = Receipt.Status.UNSUCCESSFUL
             rows.insert(receipt)
         attempt.status, attempt.receipt, attempt.settled_at = outcome, receipt, clock.now()
-        rows.update(attempt, ["status", "receipt", "settled_at", "decline_code", "decline_message"])
-        audit.record(
-            f"payments.payment.{'succeeded' if outcome == Status.SUCCEEDED else 'declined'}",
-            actor=actor,
-            practice=practice_id,
-            resource=("receipt", receipt.number),
-            guarantor_id=guarantor.external_id,
-            data={
-                "amount_cents": receipt.amount_cents,
-                "attempt": attempt.pk,
-                "transactions": [p.transaction_id for p in parts if p.transaction_id],
-                "decline_code": attempt.decline_code,
-            },
-        )
+        with rows.together():  # the closing writes: one round trip on PostgreSQL
+            if outcome == Status.SUCCEEDED:
+                post_payment(receipt, auto_post=group.auto_post)  # (reads its lines first)
+                if attempt.email and group.email_receipt:
+                    # Due when this transaction commits (the worker checks again when it sends).
+                    queue_receipt_email(attempt.pk)
+            rows.update(
+                attempt, ["status", "receipt", "settled_at", "decline_code", "decline_message"]
+            )
+            audit.record(
+                f"payments.payment.{'succeeded' if outcome == Status.SUCCEEDED else 'declined'}",
+                actor=actor,
+                practice=practice_id,
+                resource=("receipt", receipt.number),
+                guarantor_id=guarantor.external_id,
+                data={
+                    "amount_cents": receipt.amount_cents,
+                    "attempt": attempt.pk,
+                    "transactions": [p.transaction_id for p in parts if p.transaction_id],
+                    "decline_code": attempt.decline_code,
+                },
+            )
         return attempt
 
 

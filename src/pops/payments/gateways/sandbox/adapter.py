@@ -1,10 +1,10 @@
 """The Sandbox adapter: the gateway contract, served in-process by the Sandbox's own code.
 
 It never calls the Sandbox over HTTP. Instead every call is one durable database transaction of
-the Sandbox's own (`transaction.atomic(durable=True)`), which stands for the gateway's side of a
-network round trip: what was committed there stays committed whatever POPS does next. Calling
-it inside a POPS transaction is therefore refused (Django raises RuntimeError), exactly the rule
-every real gateway call follows.
+the Sandbox's own (`transaction.atomic(durable=True)`; a charge is a single INSERT, a
+transaction by itself), which stands for the gateway's side of a network round trip: what was
+committed there stays committed whatever POPS does next. Calling it inside a POPS transaction
+is therefore refused (RuntimeError), exactly the rule every real gateway call follows.
 
 Credentials: {"merchant_id": "...", "api_key": "sk_sandbox_..."}. The merchant id scopes every
 transaction, vault card and token use. The Sandbox is refused altogether when the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -93,6 +94,7 @@ class SandboxGateway(Gateway):
         txn, duplicate = self._call(
             Operation.CHARGE,
             lambda: processing.charge(self.merchant_id, request, again=next(tries) > 0),
+            atomic=False,  # (it commits its writes itself: one INSERT, or its own block)
         )
         if txn.status == Transaction.Status.DECLINED:
             raise Declined(
@@ -159,17 +161,26 @@ class SandboxGateway(Gateway):
             lambda: processing.remove_vault_card(self.merchant_id, vault_token),
         )
 
-    def _call(self, operation: Operation, work: Callable[[], T]) -> T:
-        """Run `work` as one gateway round trip, with the fault switch applied around it."""
+    def _call(self, operation: Operation, work: Callable[[], T], *, atomic: bool = True) -> T:
+        """Run `work` as one gateway round trip, with the fault switch applied around it: in
+        a durable transaction of its own, unless it commits its writes itself (`atomic`
+        False). Either way it refuses to run inside a POPS transaction."""
         fault = current(operation)
         if fault in (Fault.CONNECTION_REFUSED, Fault.CONNECTION_RESET):
             raise GatewayUnavailable(
                 f"Sandbox connection failed ({fault}).",
                 charge_may_have_happened=fault == Fault.CONNECTION_RESET,
             )
+        # A fault that strikes before the commit needs a transaction to roll back; and inside
+        # a transaction, the durable block raises RuntimeError (only a test case's is let by).
+        durable = (
+            atomic
+            or fault == Fault.TIMEOUT_BEFORE_COMMIT
+            or transaction.get_connection().in_atomic_block
+        )
         for attempt in range(_ATTEMPTS):
             try:
-                with transaction.atomic(durable=True):
+                with transaction.atomic(durable=True) if durable else nullcontext():
                     result = work()
                     if fault == Fault.TIMEOUT_BEFORE_COMMIT:
                         transaction.set_rollback(True)

@@ -37,8 +37,9 @@ class CardFields(models.Model):
 class Token(CardFields):
     """A one-time token from the hosted fields (`wallet` empty) or a wallet sheet.
 
-    It expires, and each merchant may charge it once (see `TokenUse`), so one card entry can pay
-    a split payment across several merchant accounts but never twice to the same one.
+    It expires, and each merchant may charge it once (a transaction's token is unique per
+    merchant), so one card entry can pay a split payment across several merchant accounts but
+    never twice to the same one.
     """
 
     token = models.CharField(max_length=ID_LENGTH, unique=True)
@@ -48,21 +49,6 @@ class Token(CardFields):
 
     def __str__(self) -> str:
         return f"{self.wallet or 'card'} token {self.brand} {self.last4}"
-
-
-class TokenUse(models.Model):
-    # No index of its own: the unique (token, merchant_id) index serves lookups by token.
-    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="uses", db_index=False)
-    merchant_id = models.CharField(max_length=MERCHANT_ID_LENGTH)
-    used_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["token", "merchant_id"], name="sandbox_token_once")
-        ]
-
-    def __str__(self) -> str:
-        return f"token {self.token_id} used by {self.merchant_id}"
 
 
 class VaultCard(CardFields):
@@ -88,6 +74,16 @@ class Transaction(CardFields):
 
     transaction_id = models.CharField(max_length=ID_LENGTH, unique=True)
     merchant_id = models.CharField(max_length=MERCHANT_ID_LENGTH)
+    # The one-time token charged (none for a stored card). No index of its own: the unique
+    # (token, merchant_id) index serves lookups by token.
+    token = models.ForeignKey(
+        Token,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="transactions",
+        db_index=False,
+    )
     merchant_reference = models.CharField(max_length=REFERENCE_LENGTH)
     amount_cents = models.PositiveBigIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices)
@@ -106,6 +102,8 @@ class Transaction(CardFields):
             models.UniqueConstraint(
                 fields=["merchant_id", "merchant_reference"], name="sandbox_reference_once"
             ),
+            # A token pays each merchant once (NULLs, stored cards, never conflict).
+            models.UniqueConstraint(fields=["token", "merchant_id"], name="sandbox_token_once"),
             models.CheckConstraint(
                 condition=Q(refunded_cents__lte=F("amount_cents")),
                 name="sandbox_refunds_within_captured",

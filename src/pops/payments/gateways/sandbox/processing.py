@@ -7,11 +7,19 @@ the Sandbox's own tables only. Errors are the gateway contract's: nothing here r
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from pops.core import clock, rows
 from pops.payments.gateways.base import ChargeRequest, InvalidRequest, RefundRequest
 from pops.payments.gateways.sandbox import cards, tokens
 from pops.payments.gateways.sandbox.cards import Outcome
-from pops.payments.gateways.sandbox.models import CardFields, Refund, Transaction, VaultCard
+from pops.payments.gateways.sandbox.models import (
+    CardFields,
+    Refund,
+    Token,
+    Transaction,
+    VaultCard,
+)
 
 
 def charge(
@@ -19,47 +27,33 @@ def charge(
 ) -> tuple[Transaction, bool]:
     """The transaction for `request` and whether it already existed under its reference.
 
-    A charge is idempotent by its merchant reference. A first try does not look the reference
-    up, as a token's first use cannot have a transaction yet: two charges with one token meet
-    on the token's use (the second waits for the first to commit, finds the token used and then
-    the first one's transaction); two with one reference and different tokens meet on the
-    reference's unique constraint, and the adapter runs the loser `again`, which looks first.
+    A charge is idempotent by its merchant reference, and a token pays a merchant once. A
+    token charge is one INSERT of its transaction (durable on its own), which the unique
+    (token, merchant) index lets through once: a second charge with the token (a retry, a
+    twin) waits for the first to commit, writes nothing, and finds the first one's
+    transaction under its reference. Two charges with one reference and different tokens
+    meet on the reference's unique constraint; the adapter runs the loser `again`, which
+    looks the reference up first. A first try does not: it cannot have a transaction yet.
     """
     if again and (existing := _existing(merchant_id, request)) is not None:
         return existing, True
     if request.store_card and request.wallet:
         raise InvalidRequest("cannot_store_wallet", "Wallet payments cannot be stored.")
+    token: Token | None = None
     source: CardFields
     if request.vault_token:
         source = _vault_card(merchant_id, request.vault_token, request.customer_id)
     else:
-        token = tokens.find(request.payment_token, request.wallet)
-        try:
-            source = tokens.use(token, merchant_id)
-        except InvalidRequest:
-            # Used already (by a retry's first try, say), unknown or expired: a charge made
-            # before under this reference answers; anything else is refused.
-            if (existing := _existing(merchant_id, request)) is not None:
-                return existing, True
-            raise
+        token = source = tokens.usable(tokens.find(request.payment_token, request.wallet))
 
     outcome = Outcome(source.outcome)
     if outcome.approves and cards.has_expired(source.exp_month, source.exp_year, clock.now()):
         outcome = Outcome.EXPIRED_CARD
     approved = outcome.approves
-
-    vault_token = request.vault_token
-    if approved and request.store_card:
-        vault_token = tokens.random_id("vlt_")
-        VaultCard.objects.create(
-            vault_token=vault_token,
-            merchant_id=merchant_id,
-            customer_id=request.customer_id,
-            **_card_fields(source),
-        )
     created = Transaction(
         transaction_id=tokens.random_id("sbx_", 16),
         merchant_id=merchant_id,
+        token=token,
         merchant_reference=request.merchant_reference,
         amount_cents=request.amount_cents,
         status=Transaction.Status.APPROVED if approved else Transaction.Status.DECLINED,
@@ -67,11 +61,36 @@ def charge(
         wallet=str(request.wallet or ""),
         wallet_payload=request.payment_token if request.wallet else "",
         customer_id=request.customer_id,
-        vault_token=vault_token,
+        vault_token=request.vault_token,
         **_card_fields(source),
     )
-    rows.insert(created)
+    if token is None:
+        rows.insert(created)
+    elif approved and request.store_card:
+        created.vault_token = tokens.random_id("vlt_")
+        with transaction.atomic():  # the vault card and the charge, together or not at all
+            if not rows.insert_once(created, TOKEN_ONCE):
+                return _token_used(merchant_id, request)
+            VaultCard.objects.create(
+                vault_token=created.vault_token,
+                merchant_id=merchant_id,
+                customer_id=request.customer_id,
+                **_card_fields(source),
+            )
+    elif not rows.insert_once(created, TOKEN_ONCE):
+        return _token_used(merchant_id, request)
     return created, False
+
+
+TOKEN_ONCE = ("token", "merchant_id")  # (the sandbox_token_once constraint)
+
+
+def _token_used(merchant_id: str, request: ChargeRequest) -> tuple[Transaction, bool]:
+    """The token has paid this merchant already: by a charge made before under this
+    reference (a retry's first try, say), which answers; else the charge is refused."""
+    if (existing := _existing(merchant_id, request)) is not None:
+        return existing, True
+    raise InvalidRequest("token_used", "The payment token has already been used.")
 
 
 def _existing(merchant_id: str, request: ChargeRequest) -> Transaction | None:

@@ -12,8 +12,6 @@ import datetime as dt
 import json
 import secrets
 
-from django.db import connection
-
 from pops.core import clock, rows
 from pops.payments.gateways.base import InvalidRequest, WalletKind
 from pops.payments.gateways.sandbox import cards
@@ -89,28 +87,14 @@ def find(payment_token: str, wallet: WalletKind | None) -> Token | None:
     return rows.get(Token, "token = %s AND wallet = %s", [token_id, str(wallet or "")])
 
 
-def use(token: Token | None, merchant_id: str) -> Token:
-    """Mark `token` used by `merchant_id`, inside the charge's transaction. Two charges with one
-    token meet here: the second waits for the first's transaction to end, and finds the token
-    used if it committed.
-
-    Raises `InvalidRequest` for an unknown, tampered, expired or already used token.
-    """
+def usable(token: Token | None) -> Token:
+    """`token`, if a charge may use it. Raises `InvalidRequest` for an unknown, tampered or
+    expired token. (Whether it has paid the merchant already, the charge's INSERT finds.)"""
     if token is None:
         raise InvalidRequest("invalid_token", "The payment token is not valid.")
     if token.expires_at <= clock.now():
         raise InvalidRequest("token_expired", "The payment token has expired.")
-    now = connection.ops.adapt_datetimefield_value(clock.now())
-    if rows.fetch_one(_USE, [token.pk, merchant_id, now]) is None:
-        raise InvalidRequest("token_used", "The payment token has already been used.")
     return token
-
-
-# A token's one use by a merchant (TokenUse), or no row when it was used already.
-_USE = """
-    INSERT INTO sandbox_gateway_tokenuse (token_id, merchant_id, used_at) VALUES (%s, %s, %s)
-    ON CONFLICT (token_id, merchant_id) DO NOTHING RETURNING id
-"""
 
 
 def _wallet_token_id(payload: str, wallet: WalletKind) -> str | None:
