@@ -97,6 +97,10 @@ def test_an_update_writes_the_named_fields_only_while_its_guard_holds():
     assert not rows.update(receipt, ["void_reason"], where="status = %s", params=["paid"])
     assert Receipt.objects.get(pk=receipt.pk).void_reason == "test"
 
+    gone = a_receipt(practice, "R-gone")
+    Receipt.objects.filter(pk=gone.pk).delete()
+    assert not rows.update(gone, ["void_reason"])  # (outside `together`: the real answer)
+
 
 def test_a_refused_insert_raises_djangos_error_and_writes_nothing():
     practice = run_import(small_document()).practice

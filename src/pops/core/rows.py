@@ -85,7 +85,8 @@ def row_lock(strength: str = "update", *, of: str = "") -> str:
 class _Write:
     sql: str
     params: list[Any]
-    numbered: tuple[models.Model, ...] = ()  # new objects to number from the RETURNING ids
+    inserted: tuple[models.Model, ...] = ()  # the new objects it writes
+    numbered: bool = False  # whether their primary keys come back (RETURNING)
 
 
 _pending: ContextVar[list[_Write] | None] = ContextVar("pops_rows_pending", default=None)
@@ -137,11 +138,13 @@ def _send_pending() -> None:
 
 def _send(writes: list[_Write]) -> None:
     if len(writes) == 1 or _db().vendor != "postgresql":
+        cursor = _cursor()
         for item in writes:
-            cursor = _cursor()
             cursor.execute(item.sql, item.params)
             if item.numbered:  # (RETURNING answers rows in the order of the VALUES list)
-                _number(item.numbered, [pk for (pk,) in cursor.fetchall()])
+                _number(item.inserted, [pk for (pk,) in cursor.fetchall()])
+            elif item.inserted:
+                _number(item.inserted, [obj.pk for obj in item.inserted])
         return
     # One statement: WITH w0 AS (INSERT ... RETURNING id), w1 AS (UPDATE ...) SELECT the new
     # ids of each INSERT. Identity values are drawn in the order of the VALUES rows, so the
@@ -151,14 +154,14 @@ def _send(writes: list[_Write]) -> None:
         queries.append(f"w{index} AS ({item.sql})")
         params.extend(item.params)
         if item.numbered:
-            pk = _quote(item.numbered[0]._meta.pk.column)
+            pk = _quote(item.inserted[0]._meta.pk.column)
             answers.append(f"(SELECT array_agg({pk} ORDER BY {pk}) FROM w{index})")  # noqa: S608
     cursor = _cursor()
     cursor.execute(f"WITH {', '.join(queries)} SELECT {', '.join(answers) or 'NULL'}", params)
-    row = cursor.fetchone()
-    numbered = (item.numbered for item in writes if item.numbered)
-    for objects, pks in zip(numbered, row if answers else (), strict=True):
-        _number(objects, pks)
+    row = iter(cursor.fetchone() if answers else ())
+    for item in writes:
+        if item.inserted:
+            _number(item.inserted, next(row) if item.numbered else [o.pk for o in item.inserted])
 
 
 def _number(objects: Sequence[models.Model], pks: Sequence[Any]) -> None:
@@ -304,12 +307,7 @@ def insert(*objects: M) -> None:
     if not objects:
         return
     sql, fields, numbered = _insert_sql(type(objects[0]), len(objects))
-    params = _insert_params(objects, fields)
-    if numbered:
-        _hold_or_send(_Write(sql, params, objects))
-    else:
-        _hold_or_send(_Write(sql, params))
-        _number(objects, [obj.pk for obj in objects])
+    _hold_or_send(_Write(sql, _insert_params(objects, fields), objects, numbered))
 
 
 def insert_once(obj: models.Model, unique: tuple[str, ...]) -> bool:
@@ -353,13 +351,13 @@ def update(
 ) -> bool:
     """UPDATE the named fields of `obj`'s row to its attribute values (plus `where`, e.g. a
     status guard); answers whether the row was changed. Without `where` it is held inside
-    `together` (and answers True: the row is `obj`'s own)."""
+    `together`, and answers True there (the row is `obj`'s own)."""
     model = type(obj)
     chosen = [_field(model, name) for name in fields]
     sql = _update_sql(model, tuple(f.name for f in chosen), where)
     db = _db()
     values = [f.get_db_prep_save(f.pre_save(obj, False), db) for f in chosen]
-    if where:
+    if where or _pending.get() is None:
         return execute(sql, [*values, obj.pk, *params]) > 0
     write(sql, [*values, obj.pk])
     return True
