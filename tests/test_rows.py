@@ -8,7 +8,7 @@ from django.forms.models import model_to_dict
 
 from pops.core import rows
 from pops.core.models import AuditEvent
-from pops.ledger.models import Guarantor, Receipt
+from pops.ledger.models import Account, Guarantor, LedgerEntry, Receipt, ReceiptNumber
 from tests.conftest import run_import
 from tests.test_import_documents import small_document
 
@@ -258,3 +258,51 @@ def test_insert_once_writes_a_row_only_while_its_unique_values_are_free():
     assert rows.insert_once(fresh, ("practice", "number"))
     assert Receipt.objects.get(pk=fresh.pk).number == "R-new"
     assert Receipt.objects.filter(practice=practice).count() == 2
+
+
+def test_a_key_drawn_ahead_lets_a_row_and_those_that_refer_to_it_go_together(
+    django_assert_num_queries,
+):
+    """On PostgreSQL a statement that runs anyway draws the new row's key (`next_key`), so the
+    row and the rows that refer to it are held and go as one statement; on SQLite there is no
+    key drawn, and the row is written at once, numbered by the database."""
+    practice = run_import(small_document()).practice
+    guarantor = Guarantor.objects.get(practice=practice, external_id="2010")
+    postgres = rows._db().vendor == "postgresql"
+    (key,) = rows.fetch_one(f"SELECT {rows.next_key(Receipt)}") or (None,)
+    assert (key is not None) == postgres
+    receipt = Receipt(
+        practice_id=practice.pk, guarantor=guarantor, number="R-k", date=dt.date(2026, 3, 4)
+    )
+    receipt.amount_cents = 300
+
+    with django_assert_num_queries(1 if postgres else 2), rows.together():
+        rows.insert_keyed(receipt, key)
+        assert receipt.pk is not None  # drawn, or numbered at once: later rows can refer to it
+        entry = LedgerEntry(
+            practice_id=practice.pk,
+            guarantor=guarantor,
+            receipt=receipt,
+            kind=LedgerEntry.Kind.PAYMENT,
+            debit=Account.CASH,
+            credit=Account.UNAPPLIED,
+            amount_cents=300,
+        )
+        rows.insert(entry)
+
+    assert receipt.pk == (key if postgres else receipt.pk)
+    assert Receipt.objects.get(pk=receipt.pk).number == "R-k"
+    assert LedgerEntry.objects.get(pk=entry.pk).receipt_id == receipt.pk
+
+
+def test_a_receipt_number_drawn_ahead_is_written_with_its_row():
+    (key,) = rows.fetch_one(f"SELECT {rows.next_key(ReceiptNumber)}") or (None,)
+
+    with rows.together():
+        drawn = ReceiptNumber.next(key)
+    at_once = ReceiptNumber.next()
+
+    numbers = sorted(ReceiptNumber.objects.values_list("pk", flat=True))
+    assert [drawn, at_once] == [f"P{pk:07d}" for pk in numbers]
+    if key is not None:
+        assert drawn == f"P{key:07d}"

@@ -56,7 +56,7 @@ def test_a_payment_reads_the_money_in_flight_and_its_key_from_their_own_indexes(
         )
         assert pay(request).status == PaymentAttempt.Status.SUCCEEDED
 
-    sql, params = _begin_facts_sql(), _begin_facts_params(request)
+    sql, params = _begin_facts_sql("postgresql"), _begin_facts_params(request)
     names = list(params)
     for name in names:  # named parameters, numbered in order
         sql = sql.replace(f"%({name})s", f"${names.index(name) + 1}")

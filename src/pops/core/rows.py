@@ -284,20 +284,52 @@ _AS_IS = (
 
 
 @cache
-def _insert_sql(model: type[models.Model], rows: int) -> tuple[str, list[tuple[str, Any]], bool]:
+def _insert_sql(
+    model: type[models.Model], rows: int, keyed: bool = False
+) -> tuple[str, list[tuple[str, Any]], bool]:
     """The statement, its values' (attribute name, field to convert it with, or None), and
-    whether the database numbers the rows (an auto-incremented primary key: the statement
-    answers the new keys); any other key (a UUID) is the object's own."""
-    numbered = isinstance(model._meta.pk, models.AutoField)
+    whether the database numbers the rows (an auto-incremented primary key the objects do not
+    carry, `keyed` False: the statement answers the new keys); any other key (a UUID, or one
+    drawn by `next_key`) is the object's own."""
+    numbered = isinstance(model._meta.pk, models.AutoField) and not keyed
     fields = [f for f in _fields(model) if not (f.primary_key and numbered)]
     table = _quote(model._meta.db_table)
-    columns = ", ".join(_quote(f.column) for f in fields)
-    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    values = ", ".join([one] * rows)
-    sql = f"INSERT INTO {table} ({columns}) VALUES {values}"  # noqa: S608 (our own names)
+    if fields:
+        columns = ", ".join(_quote(f.column) for f in fields)
+        one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        values = ", ".join([one] * rows)
+        sql = f"INSERT INTO {table} ({columns}) VALUES {values}"  # noqa: S608 (our own names)
+    else:  # (a row of nothing but its numbered key)
+        assert rows == 1
+        sql = f"INSERT INTO {table} DEFAULT VALUES"
     if numbered:
         sql += f" RETURNING {_quote(model._meta.pk.column)}"
     return sql, [(f.attname, None if isinstance(f, _AS_IS) else f) for f in fields], numbered
+
+
+def next_key(model: type[models.Model]) -> str:
+    """An SQL expression to put in a statement that runs anyway, before `model`'s new row is
+    written: on PostgreSQL it draws the row's primary key from the key's sequence, so that the
+    row's INSERT, and those of rows that refer to it, can be held together (`insert_keyed`);
+    on SQLite it is NULL, and the INSERT numbers the row."""
+    if _db().vendor != "postgresql":
+        return "NULL"
+    table, column = model._meta.db_table, model._meta.pk.column
+    return f"nextval(pg_get_serial_sequence('{table}', '{column}'))"
+
+
+def insert_keyed(obj: models.Model, key: int | None) -> None:
+    """INSERT `obj` with the primary key `next_key` drew (held inside `together`); with none
+    (SQLite), at once, numbered by the database. Either way `obj.pk` is set on return, for
+    the rows that refer to it."""
+    if key is None:
+        _send_pending()
+        sql, fields, numbered = _insert_sql(type(obj), 1)
+        _send([_Write(sql, _insert_params([obj], fields), (obj,), numbered)])
+        return
+    obj.pk = key
+    sql, fields, _ = _insert_sql(type(obj), 1, keyed=True)
+    _hold_or_send(_Write(sql, _insert_params([obj], fields), (obj,)))
 
 
 def insert(*objects: M) -> None:

@@ -282,13 +282,14 @@ class ReceiptNumber(models.Model):
         return f"{self.PREFIX}{self.pk:07d}"
 
     @classmethod
-    def next(cls) -> str:
+    def next(cls, key: int | None = None) -> str:
+        """A new Receipt Number: its row written now, or, given a `key` drawn ahead by
+        `rows.next_key` (PostgreSQL), with the writes of a `rows.together` block."""
         from pops.core import rows
 
-        table = cls._meta.db_table
-        row = rows.fetch_one(f"INSERT INTO {table} DEFAULT VALUES RETURNING id")  # noqa: S608
-        assert row is not None
-        return f"{cls.PREFIX}{row[0]:07d}"
+        number = cls()
+        rows.insert_keyed(number, key)
+        return str(number)
 
 
 class Application(PracticeScoped):

@@ -49,13 +49,19 @@ def open_lines_oldest_first(guarantor_id: int) -> list[tuple[int, int, int, int]
     return rows.fetch_all(_OPEN_LINES_OLDEST_FIRST, [guarantor_id])
 
 
-def post_payment(receipt: Receipt, *, auto_post: bool) -> list[Application]:
-    """Record a payment receipt's money, and with Auto-Post apply it to the oldest open lines;
-    what no line takes stays unapplied."""
+def post_payment(
+    receipt: Receipt, *, auto_post: bool, lines: list[tuple[int, int, int, int]] | None = None
+) -> list[Application]:
+    """Record a payment receipt's money, and with Auto-Post apply it to the oldest open lines
+    (`lines`, when the caller has read them already under the guarantor's lock, so that its
+    writes and these can be held together; else read now); what no line takes stays
+    unapplied."""
     entries = [_entry(receipt, Kind.PAYMENT, Account.CASH, Account.UNAPPLIED, receipt.amount_cents)]
     applications: list[Application] = []
     left = receipt.amount_cents if auto_post else 0
-    for line_id, remaining, _, _ in open_lines_oldest_first(receipt.guarantor_id) if left else ():
+    if left and lines is None:
+        lines = open_lines_oldest_first(receipt.guarantor_id)
+    for line_id, remaining, _, _ in lines or () if left else ():
         amount = min(left, remaining)
         applications.append(
             Application(

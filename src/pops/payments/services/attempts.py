@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from pops.core import audit, clock, rows
 from pops.core.db import retry_on_conflict
@@ -153,18 +153,21 @@ def earlier_attempt(
 
 
 @cache
-def _begin_facts_sql() -> str:
+def _begin_facts_sql(vendor: str) -> str:
     """Read under the guarantor's lock, in one statement: the practice's default Group and
     merchant account (as `default_group` and `default_account` find them), whether the key is
     taken (by this request made before, or by a twin that began while this one waited for the
-    lock), how much of the guarantor's money is already in flight, and the guarantor's balance
-    facts (`balances.facts_sql`). Parameters: `_begin_facts_params`."""
+    lock), how much of the guarantor's money is already in flight, the new attempt's key
+    drawn ahead (`rows.next_key`: on PostgreSQL, so that the attempt's and its parts' INSERTs
+    go together) and the guarantor's balance facts (`balances.facts_sql`). Parameters:
+    `_begin_facts_params`."""
     return f"""
         SELECT {rows.columns(Group, "grp")}, {rows.columns(MerchantAccount, "account")},
             EXISTS (SELECT 1 FROM payments_paymentattempt
                     WHERE practice_id = %(practice)s AND idempotency_key = %(key)s),
             (SELECT COALESCE(SUM(amount_cents), 0) FROM payments_paymentattempt
              WHERE guarantor_id = %(g)s AND {IN_FLIGHT_SQL}),
+            {rows.next_key(PaymentAttempt)},
             facts.*
         FROM ({balances.facts_sql()}) facts
         LEFT JOIN groups_group grp ON grp.practice_id = %(practice)s AND grp.is_default = %(yes)s
@@ -188,9 +191,9 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
     guarantor = request.guarantor
     with transaction.atomic():
         lock_guarantor(guarantor.pk)
-        facts = rows.fetch_one(_begin_facts_sql(), _begin_facts_params(request))
+        facts = rows.fetch_one(_begin_facts_sql(connection.vendor), _begin_facts_params(request))
         assert facts is not None  # one row, whatever the joins find
-        default, account, key_taken, in_flight, *balance = rows.split_row(
+        default, account, key_taken, in_flight, attempt_key, *balance = rows.split_row(
             facts, Group, MerchantAccount
         )
         if key_taken:
@@ -227,17 +230,18 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
             source=request.source,
             actor_label=request.actor.label,
         )
-        rows.insert(attempt)
-        parts = [
-            PaymentPart(
-                attempt=attempt,
-                merchant_account=account,
-                merchant_reference=f"pops-{attempt.pk}-{index}",
-                amount_cents=amount,
-            )
-            for index, (account, amount) in enumerate(plan, start=1)
-        ]
-        rows.insert(*parts)
+        with rows.together():  # one round trip on PostgreSQL
+            rows.insert_keyed(attempt, attempt_key)
+            parts = [
+                PaymentPart(
+                    attempt=attempt,
+                    merchant_account=account,
+                    merchant_reference=f"pops-{attempt.pk}-{index}",
+                    amount_cents=amount,
+                )
+                for index, (account, amount) in enumerate(plan, start=1)
+            ]
+            rows.insert(*parts)
         # No audit record yet: the attempt's row is the record of the request (who, how much,
         # how, when); the outcome is audited when it is settled, under the same actor.
     return attempt, parts
@@ -476,12 +480,18 @@ def finish(
 
 
 @cache
-def _settle_lock_sql() -> str:
+def _settle_lock_sql(vendor: str, draw_keys: bool) -> str:
     """The attempt, locked with its guarantor (the first lock of every money writer; the
-    attempt's own lock is only ever taken with it, here), and the practice's time zone. One
-    statement locks both rows, so after waiting on either it answers their latest versions."""
+    attempt's own lock is only ever taken with it, here), the practice's time zone and, when
+    `draw_keys`, the keys of the receipt and its number drawn ahead (`rows.next_key`: on
+    PostgreSQL, so that their INSERTs are held with the settling transaction's other writes).
+    One statement locks both rows, so after waiting on either it answers their latest
+    versions."""
+    keys = "NULL, NULL"
+    if draw_keys:
+        keys = f"{rows.next_key(Receipt)}, {rows.next_key(ReceiptNumber)}"
     return f"""
-        SELECT {rows.columns(PaymentAttempt, "attempt")}, practice.time_zone
+        SELECT {rows.columns(PaymentAttempt, "attempt")}, practice.time_zone, {keys}
         FROM payments_paymentattempt attempt
         JOIN ledger_guarantor guarantor ON guarantor.id = attempt.guarantor_id
         JOIN ledger_practice practice ON practice.id = guarantor.practice_id
@@ -493,11 +503,12 @@ def _settle(
     unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart], actor: audit.Actor
 ) -> PaymentAttempt:
     with transaction.atomic():
-        locked = rows.fetch_one(
-            _settle_lock_sql() + rows.row_lock(of="guarantor, attempt"), [unlocked.pk]
-        )
+        # (Keys are drawn only for an outcome that writes a receipt; those drawn for an attempt
+        # found settled already are lost: a gap in the numbers, as a rolled back one leaves.)
+        lock_sql = _settle_lock_sql(connection.vendor, outcome != Status.UNKNOWN)
+        locked = rows.fetch_one(lock_sql + rows.row_lock(of="guarantor, attempt"), [unlocked.pk])
         assert locked is not None  # the attempt exists, and its foreign keys hold
-        attempt, time_zone = rows.split_row(locked, PaymentAttempt)
+        attempt, time_zone, receipt_key, number_key = rows.split_row(locked, PaymentAttempt)
         if attempt.is_settled or attempt.status == outcome:
             return attempt
         _carry_over(unlocked, attempt)
@@ -518,7 +529,6 @@ def _settle(
         receipt = Receipt(
             practice_id=practice_id,
             guarantor=guarantor,
-            number=ReceiptNumber.next(),
             type=Receipt.Type.PAYMENT,
             method=PaymentAttempt.Method(attempt.method).label,
             source="POPS",
@@ -526,6 +536,7 @@ def _settle(
             card_brand=card.card_brand if card else "",
             card_last4=card.card_last4 if card else "",
         )
+        lines = None
         if outcome == Status.SUCCEEDED:
             group = _group_of(attempt)
             approved_at = max(p.approved_at or clock.now() for p in parts)
@@ -533,7 +544,8 @@ def _settle(
             receipt.amount_cents = attempt.amount_cents
             receipt.status = Receipt.Status.PAID
             receipt.reference_batch = pops_batch(practice_id, receipt.date)
-            rows.insert(receipt)
+            if group.auto_post:  # (read before the writes below are held)
+                lines = open_lines_oldest_first(guarantor.pk)
             _store_card(attempt, parts)
         else:
             declines = [p for p in parts if p.decline_code not in ("", "not_charged")]
@@ -544,14 +556,15 @@ def _settle(
             receipt.date = clock.local_date(time_zone, attempt.created_at)
             receipt.amount_cents = 0
             receipt.status = Receipt.Status.UNSUCCESSFUL
-            rows.insert(receipt)
-        attempt.status, attempt.receipt, attempt.settled_at = outcome, receipt, clock.now()
-        with rows.together():  # the closing writes: one round trip on PostgreSQL
+        with rows.together():  # the writes: one round trip on PostgreSQL
+            receipt.number = ReceiptNumber.next(number_key)
+            rows.insert_keyed(receipt, receipt_key)
             if outcome == Status.SUCCEEDED:
-                post_payment(receipt, auto_post=group.auto_post)  # (reads its lines first)
+                post_payment(receipt, auto_post=group.auto_post, lines=lines)
                 if attempt.email and group.email_receipt:
                     # Due when this transaction commits (the worker checks again when it sends).
                     queue_receipt_email(attempt.pk)
+            attempt.status, attempt.receipt, attempt.settled_at = outcome, receipt, clock.now()
             rows.update(
                 attempt, ["status", "receipt", "settled_at", "decline_code", "decline_message"]
             )
