@@ -73,3 +73,29 @@ def test_the_in_flight_statuses_are_exactly_the_unsettled_ones():
     unsettled = {s for s in PaymentAttempt.Status if not PaymentAttempt(status=s).is_settled}
     assert set(IN_FLIGHT_STATUSES) == unsettled == {"processing", "unknown"}
     assert IN_FLIGHT_SQL == "status IN ('processing', 'unknown')"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's statement cache")
+def test_psycopg_parses_no_statement_of_a_payment_anew(monkeypatch, mailoutbox):
+    """psycopg caches the parse of a statement's placeholders only up to some length and
+    number of parameters; POPS raises both (core/rows.py) so that the payment path's larger
+    statements, run on every payment, are parsed once per process, not on each run."""
+    from psycopg import _queries
+
+    practice = run_import(small_document()).practice
+    prepare_practice(practice, actor=Actor.command("tests"))
+    g = Guarantor.objects.get(external_id="2010")
+    parsed_anew: list[bytes] = []
+    parse = _queries._query2pg_nocache
+
+    def counted(query, encoding):
+        parsed_anew.append(query)
+        return parse(query, encoding)
+
+    monkeypatch.setattr(_queries, "_query2pg_nocache", counted)
+    request = PaymentRequest(
+        g, 1000, "k2", "f2", Actor.command("t"), payment_token=card_token(APPROVED), email="a@b.c"
+    )
+
+    assert pay(request).status == "succeeded"
+    assert parsed_anew == []
