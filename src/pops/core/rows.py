@@ -337,8 +337,18 @@ def next_key(model: type[models.Model]) -> str:
     on SQLite it is NULL, and the INSERT numbers the row."""
     if _db().vendor != "postgresql":
         return "NULL"
-    table, column = model._meta.db_table, model._meta.pk.column
-    return f"nextval(pg_get_serial_sequence('{table}', '{column}'))"
+    return f"nextval('{_key_sequence(model)}'::regclass)"
+
+
+@cache
+def _key_sequence(model: type[models.Model]) -> str:
+    """The sequence of `model`'s primary key (PostgreSQL), looked up once per process."""
+    row = fetch_one(
+        "SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, model._meta.pk.column]
+    )
+    assert row is not None
+    assert row[0], "an auto-incremented key has its sequence"
+    return str(row[0])
 
 
 def insert_keyed(obj: models.Model, key: int | None) -> None:
