@@ -32,6 +32,7 @@ from pops.payments.gateways.sandbox.cards import Outcome
 from pops.payments.gateways.sandbox.models import Transaction, VaultCard
 from pops.payments.merchant_accounts import default_account
 from pops.payments.models import MerchantAccount, PaymentAttempt, PaymentPart, StoredCard
+from pops.payments.services import attempts
 from pops.payments.services.attempts import PaymentRequest, pay
 from pops.payments.services.errors import PaymentRefused
 from pops.payments.services.receipts import receipt_content
@@ -162,6 +163,25 @@ def test_one_payment_is_one_gateway_transaction_per_merchant_account_under_one_r
     assert receipt.reference_batch is not None
     assert ReferenceBatch.objects.filter(is_pops=True).count() == 1
     assert split.balance() == 0
+
+
+def test_each_parts_answer_is_written_as_it_arrives(split, monkeypatch):
+    """A decline voids the parts taken before it from their written answers, so with several
+    parts each answer is written at once (a single part's waits for the outcome): a process
+    that dies before settling leaves them approved."""
+
+    def die(*args: object, **kwargs: object) -> PaymentAttempt:
+        raise RuntimeError("the process dies before settling")
+
+    monkeypatch.setattr(attempts, "finish", die)
+    with pytest.raises(RuntimeError, match="dies"):
+        split.pay(10000)
+
+    attempt = PaymentAttempt.objects.get()
+    assert attempt.status == PaymentAttempt.Status.PROCESSING
+    parts = split.parts(attempt)
+    assert len(parts) == 3
+    assert all(part.status == Part.APPROVED and part.transaction_id for part in parts)
 
 
 def test_each_part_takes_the_share_of_the_lines_the_payment_is_applied_to(split):

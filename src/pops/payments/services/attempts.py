@@ -7,7 +7,8 @@ Three phases, because a gateway call cannot sit inside a database transaction:
    idempotency key is unique in the database, so a second request with the same key can never
    get this far: it replays the first one's result, or answers "in progress".
 2. **Charge** (no transaction): one gateway call per part, each under its own merchant
-   reference; each part's answer is written as soon as it arrives.
+   reference. With several parts each answer is written as soon as it arrives; a single
+   part's answer is written by the settling transaction (see `_charge`).
 3. **Settle** (one transaction): lock the guarantor and the attempt, and write the outcome:
    a paid receipt with its posting, its reference batch and its audit record; or a $0.00
    Unsuccessful receipt; or, when the gateway's answer never came, mark the attempt `unknown`
@@ -115,8 +116,8 @@ def pay(request: PaymentRequest) -> PaymentAttempt:
         if existing is None:  # pragma: no cover - the constraint names the key
             raise
         return existing
-    _charge(attempt, request, parts)
-    return finish(attempt, parts, actor=request.actor)
+    kept = _charge(attempt, request, parts)
+    return finish(attempt, parts, actor=request.actor, kept=kept)
 
 
 def replay(request: PaymentRequest) -> PaymentAttempt | None:
@@ -297,17 +298,26 @@ def _plan_parts(
 # --- 2. Charge --------------------------------------------------------------------------------
 
 
-def _charge(attempt: PaymentAttempt, request: PaymentRequest, parts: list[PaymentPart]) -> None:
+# A part's answer kept for the settling transaction to write: the part, its changed fields.
+Kept = list[tuple[PaymentPart, list[str]]]
+
+
+def _charge(attempt: PaymentAttempt, request: PaymentRequest, parts: list[PaymentPart]) -> Kept:
     """One gateway call per part (the attempt's, in order, with their merchant accounts),
-    outside any transaction; stops at the first decline."""
+    outside any transaction; stops at the first decline. Each answer is written as it arrives
+    when there are several parts (a decline voids the parts approved before it, from their
+    written answers); a single part's answer is kept, and written by the settling transaction
+    with the outcome (a process that dies in between leaves the attempt `processing`, which
+    the reconciler settles from the gateway's own record, as it would have anyway)."""
+    kept: Kept | None = [] if len(parts) == 1 else None
     customer_id = f"{attempt.practice_id}-{request.guarantor.external_id}"
     tokens = vault_tokens(request.stored_card) if request.stored_card else {}
     for index, part in enumerate(parts):
         if index and parts[index - 1].status == PartStatus.DECLINED:
             # One part was declined, so the payment is: the rest are never charged.
             for rest in parts[index:]:
-                _mark(rest, PartStatus.DECLINED, code="not_charged")
-            return
+                _mark(rest, kept, PartStatus.DECLINED, code="not_charged")
+            return kept or []
         charge = ChargeRequest(
             merchant_reference=part.merchant_reference,
             amount_cents=part.amount_cents,
@@ -322,6 +332,7 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest, parts: list[Paymen
         except Declined as declined:
             _mark(
                 part,
+                kept,
                 PartStatus.DECLINED,
                 code=str(declined.code),
                 message=declined.message,
@@ -330,15 +341,18 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest, parts: list[Paymen
             )
         except GatewayUnavailable as error:
             if error.charge_may_have_happened:
-                return  # this part stays pending (only the gateway can tell), the rest too
-            _mark(part, PartStatus.DECLINED, code="unavailable", message=UNREACHABLE)
+                return (
+                    kept or []
+                )  # this part stays pending (only the gateway can tell), the rest too
+            _mark(part, kept, PartStatus.DECLINED, code="unavailable", message=UNREACHABLE)
         except (InvalidRequest, GatewayMisconfigured) as error:
             # Nothing was charged on this part; the rest are never charged.
-            _mark(part, PartStatus.DECLINED, code="refused_by_gateway", message=str(error))
+            _mark(part, None, PartStatus.DECLINED, code="refused_by_gateway", message=str(error))
             _abandon(attempt, error)
-            return
+            return []
         else:
-            _approve(part, result)
+            _approve(part, kept, result)
+    return kept or []
 
 
 def _vault_token(card: StoredCard | None, tokens: dict[int, str], account_id: int) -> str:
@@ -374,6 +388,7 @@ def card_fields(card: CardInfo | None) -> dict[str, object]:
 
 def _mark(
     part: PaymentPart,
+    kept: Kept | None,
     status: str,
     *,
     code: str = "",
@@ -389,19 +404,31 @@ def _mark(
     }
     if transaction_id:
         changes["transaction_id"] = transaction_id
-    write_answer(part, PartStatus.PENDING, **changes)
+    _answer(part, kept, changes)
 
 
-def _approve(part: PaymentPart, result: ChargeResult) -> None:
-    write_answer(
+def _approve(part: PaymentPart, kept: Kept | None, result: ChargeResult) -> None:
+    _answer(
         part,
-        PartStatus.PENDING,
-        status=PartStatus.APPROVED,
-        transaction_id=result.transaction_id,
-        approved_at=result.approved_at,
-        vault_token=result.vault_token,
-        **card_fields(result.card),
+        kept,
+        dict(
+            status=PartStatus.APPROVED,
+            transaction_id=result.transaction_id,
+            approved_at=result.approved_at,
+            vault_token=result.vault_token,
+            **card_fields(result.card),
+        ),
     )
+
+
+def _answer(part: PaymentPart, kept: Kept | None, changes: dict[str, object]) -> None:
+    """Write a part's answer now (`kept` None), or keep it for the settling transaction."""
+    if kept is None:
+        write_answer(part, PartStatus.PENDING, **changes)
+        return
+    for name, value in changes.items():
+        setattr(part, name, value)
+    kept.append((part, list(changes)))
 
 
 def _abandon(attempt: PaymentAttempt, error: InvalidRequest | GatewayMisconfigured) -> None:
@@ -450,11 +477,12 @@ def finish(
     parts: list[PaymentPart] | None = None,
     *,
     actor: audit.Actor | None = None,
+    kept: Kept | None = None,
 ) -> PaymentAttempt:
     """Write the attempt's outcome from its parts' answers (`parts`: as the caller just wrote
-    them, else read now), audited under `actor` (who asked for the payment; else the system, as
-    for the reconciler). Safe to call again (the reconciler does): a settled attempt is left as
-    it is."""
+    them, or `kept` them for this transaction to write, else read now), audited under `actor`
+    (who asked for the payment; else the system, as for the reconciler). Safe to call again
+    (the reconciler does): a settled attempt is left as it is."""
     if parts is None:
         parts = rows.select(PaymentPart, "attempt_id = %s", [attempt.pk], order_by="id")
     statuses = {part.status for part in parts}
@@ -476,7 +504,7 @@ def finish(
     else:
         outcome = Status.SUCCEEDED
     actor = actor or audit.Actor.system()
-    return retry_on_conflict(lambda: _settle(attempt, outcome, parts, actor))
+    return retry_on_conflict(lambda: _settle(attempt, outcome, parts, actor, kept or []))
 
 
 @cache
@@ -500,7 +528,11 @@ def _settle_lock_sql(vendor: str, draw_keys: bool) -> str:
 
 
 def _settle(
-    unlocked: PaymentAttempt, outcome: str, parts: list[PaymentPart], actor: audit.Actor
+    unlocked: PaymentAttempt,
+    outcome: str,
+    parts: list[PaymentPart],
+    actor: audit.Actor,
+    kept: Kept,
 ) -> PaymentAttempt:
     with transaction.atomic():
         # (Keys are drawn only for an outcome that writes a receipt; those drawn for an attempt
@@ -516,6 +548,7 @@ def _settle(
         practice_id = attempt.practice_id
         if outcome == Status.UNKNOWN:
             attempt.status = outcome
+            _write_kept(kept)
             rows.update(attempt, ["status"])
             audit.record(
                 "payments.attempt.unknown",
@@ -557,6 +590,7 @@ def _settle(
             receipt.amount_cents = 0
             receipt.status = Receipt.Status.UNSUCCESSFUL
         with rows.together():  # the writes: one round trip on PostgreSQL
+            _write_kept(kept)
             receipt.number = ReceiptNumber.next(number_key)
             rows.insert_keyed(receipt, receipt_key)
             if outcome == Status.SUCCEEDED:
@@ -582,6 +616,14 @@ def _settle(
                 },
             )
         return attempt
+
+
+def _write_kept(kept: Kept) -> None:
+    """Write the parts' answers kept for this transaction. Unguarded: the attempt is locked
+    and not settled, and only its settling writes an answer the payer's process kept (the
+    reconciler takes up an attempt in progress only once it is long abandoned)."""
+    for part, names in kept:
+        rows.update(part, names)
 
 
 def _carry_over(loaded: PaymentAttempt, attempt: PaymentAttempt) -> None:
