@@ -183,8 +183,10 @@ def test_a_read_inside_the_block_sends_the_held_writes_first():
 
     with rows.together():
         rows.write("UPDATE ledger_receipt SET amount_cents = %s WHERE id = %s", [9, receipt.pk])
+        inner = an_event("t.inner")
         with rows.together():  # joins the outer block: sent when the outer one ends
-            rows.insert(an_event("t.inner"))
+            rows.insert(inner)
+        assert inner.pk is None  # still held after the inner block
         row = rows.fetch_one("SELECT amount_cents FROM ledger_receipt WHERE id = %s", [receipt.pk])
         assert row == (9,)
         assert AuditEvent.objects.filter(action="t.inner").exists()
@@ -226,8 +228,10 @@ def test_a_held_write_that_fails_raises_djangos_error_when_the_block_ends():
 
     def both():
         with transaction.atomic(), rows.together():
-            rows.insert(an_event("t.with-the-twin"))
+            event = an_event("t.with-the-twin")
+            rows.insert(event)
             rows.insert(twin)
+            assert event.pk is None  # held: the twin's error comes when the block ends
 
     with pytest.raises(IntegrityError):
         both()
@@ -290,7 +294,8 @@ def test_a_key_drawn_ahead_lets_a_row_and_those_that_refer_to_it_go_together(
         )
         rows.insert(entry)
 
-    assert receipt.pk == (key if postgres else receipt.pk)
+    if postgres:
+        assert receipt.pk == key
     assert Receipt.objects.get(pk=receipt.pk).number == "R-k"
     assert LedgerEntry.objects.get(pk=entry.pk).receipt_id == receipt.pk
 

@@ -1,9 +1,10 @@
 """A merchant reference is charged at most once; a token is charged at most once per merchant."""
 
 import pytest
+from django.utils import timezone
 
 from pops.payments.gateways.base import Declined, InvalidRequest
-from pops.payments.gateways.sandbox.models import Transaction
+from pops.payments.gateways.sandbox.models import Token, Transaction
 from tests.payments.conftest import (
     DECLINED,
     card_token,
@@ -24,6 +25,20 @@ def test_charging_the_same_reference_again_answers_the_first_transaction(gateway
     assert again.transaction_id == first.transaction_id
     assert again.duplicate
     assert Transaction.objects.count() == 1
+
+
+def test_a_retry_after_its_token_expired_answers_the_first_transaction(gateway):
+    request = charge_request()
+    first = gateway.charge(request)
+    Token.objects.update(expires_at=timezone.now())  # (a token lives 15 minutes)
+
+    again = gateway.charge(request)
+
+    assert again.transaction_id == first.transaction_id
+    assert again.duplicate
+    assert Transaction.objects.count() == 1
+    with pytest.raises(InvalidRequest, match="expired"):
+        gateway.charge(charge_request(request.payment_token))  # another reference: refused
 
 
 def test_a_retry_with_a_fresh_token_still_does_not_charge_twice(gateway):

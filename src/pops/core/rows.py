@@ -121,12 +121,14 @@ def together() -> Iterator[None]:
     PostgreSQL as one statement (each write a data-modifying WITH query), so a transaction's
     closing writes cost one round trip instead of one each; on SQLite one after the other.
 
-    For writes nothing reads back before the block ends: a statement that answers something
-    (`fetch_one`, `fetch_all`, `execute`) sends what is held first, so reads always see the
-    writes before them. New objects get their primary keys when the writes are sent, so an
-    object whose key a later write needs (as a foreign key) is inserted before the block. The
-    held writes of one block must not change one row twice. A block inside a block joins it.
-    Nothing is sent when the block raises (its transaction is rolled back)."""
+    For writes nothing reads back before the block ends, inside one transaction (neither open
+    nor close one inside the block): a statement that answers something (`fetch_one`,
+    `fetch_all`, `execute`) sends what is held first, so reads always see the writes before
+    them. New objects get their primary keys when the writes are sent, so an object whose key
+    a later write needs (as a foreign key) is inserted before the block, or keyed ahead
+    (`next_key`). The held writes of one block must not change one row twice. A block inside
+    a block joins it. What is still held when the block raises is dropped, and the raise rolls
+    the transaction back with what was sent."""
     if _pending.get() is not None:
         yield
         return
@@ -136,6 +138,11 @@ def together() -> Iterator[None]:
         _send_pending()
     finally:
         _pending.reset(token)
+
+
+def holding() -> bool:
+    """Whether writes are being held (inside `together`)."""
+    return _pending.get() is not None
 
 
 def write(sql: str, params: Sequence[Any] = ()) -> None:
@@ -164,8 +171,8 @@ def _send(writes: list[_Write]) -> None:
         cursor = _cursor()
         for item in writes:
             cursor.execute(item.sql, item.params)
-            if item.numbered:  # (RETURNING answers rows in the order of the VALUES list)
-                _number(item.inserted, [pk for (pk,) in cursor.fetchall()])
+            if item.numbered:  # (keys are numbered in the order of the VALUES rows)
+                _number(item.inserted, sorted(pk for (pk,) in cursor.fetchall()))
             elif item.inserted:
                 _number(item.inserted, [obj.pk for obj in item.inserted])
         return
@@ -412,19 +419,24 @@ def _insert_params(objects: Sequence[models.Model], fields: list[tuple[str, Any]
 
 
 def update(
-    obj: models.Model, fields: Iterable[str], *, where: str = "", params: Sequence[Any] = ()
+    obj: models.Model,
+    fields: Iterable[str],
+    *,
+    where: str = "",
+    params: Sequence[Any] = (),
+    answer: bool = True,
 ) -> bool:
     """UPDATE the named fields of `obj`'s row to its attribute values (plus `where`, e.g. a
-    status guard); answers whether the row was changed. Without `where` it is held inside
-    `together`, and answers True there (the row is `obj`'s own)."""
+    status guard); answers whether the row was changed. Held inside `together` when no answer
+    is needed (`answer` False, or no `where`: the row is `obj`'s own), and answers True."""
     model = type(obj)
     chosen = [_field(model, name) for name in fields]
     sql = _update_sql(model, tuple(f.name for f in chosen), where)
     db = _db()
     values = [f.get_db_prep_save(f.pre_save(obj, False), db) for f in chosen]
-    if where or _pending.get() is None:
+    if _pending.get() is None or (where and answer):
         return execute(sql, [*values, obj.pk, *params]) > 0
-    write(sql, [*values, obj.pk])
+    write(sql, [*values, obj.pk, *params])
     return True
 
 

@@ -308,7 +308,8 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest, parts: list[Paymen
     when there are several parts (a decline voids the parts approved before it, from their
     written answers); a single part's answer is kept, and written by the settling transaction
     with the outcome (a process that dies in between leaves the attempt `processing`, which
-    the reconciler settles from the gateway's own record, as it would have anyway)."""
+    the reconciler settles by asking the gateway, as for a process that died during the
+    call)."""
     kept: Kept | None = [] if len(parts) == 1 else None
     customer_id = f"{attempt.practice_id}-{request.guarantor.external_id}"
     tokens = vault_tokens(request.stored_card) if request.stored_card else {}
@@ -619,11 +620,12 @@ def _settle(
 
 
 def _write_kept(kept: Kept) -> None:
-    """Write the parts' answers kept for this transaction. Unguarded: the attempt is locked
-    and not settled, and only its settling writes an answer the payer's process kept (the
-    reconciler takes up an attempt in progress only once it is long abandoned)."""
+    """Write the parts' answers kept for this transaction, held with its other writes, and
+    only while the part is still pending: an answer the reconciler wrote meanwhile (it takes
+    up an attempt in progress only once it is long abandoned) is never overwritten, as with
+    `write_answer`; the outcome comes from the same gateway transaction either way."""
     for part, names in kept:
-        rows.update(part, names)
+        rows.update(part, names, where="status = %s", params=[PartStatus.PENDING], answer=False)
 
 
 def _carry_over(loaded: PaymentAttempt, attempt: PaymentAttempt) -> None:

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from pops.core import rows
 from pops.payments.gateways.base import (
     Capabilities,
     CardInfo,
@@ -165,6 +166,8 @@ class SandboxGateway(Gateway):
         """Run `work` as one gateway round trip, with the fault switch applied around it: in
         a durable transaction of its own, unless it commits its writes itself (`atomic`
         False). Either way it refuses to run inside a POPS transaction."""
+        # The gateway's side commits its own writes: none may be held for a POPS transaction.
+        assert not rows.holding(), "a gateway call inside rows.together()"
         fault = current(operation)
         if fault in (Fault.CONNECTION_REFUSED, Fault.CONNECTION_RESET):
             raise GatewayUnavailable(

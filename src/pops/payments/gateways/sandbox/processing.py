@@ -44,7 +44,14 @@ def charge(
     if request.vault_token:
         source = _vault_card(merchant_id, request.vault_token, request.customer_id)
     else:
-        token = source = tokens.usable(tokens.find(request.payment_token, request.wallet))
+        try:
+            token = source = tokens.usable(tokens.find(request.payment_token, request.wallet))
+        except InvalidRequest:
+            # Unknown, tampered or expired: a charge made before under this reference (with
+            # a token since expired) answers; anything else is refused.
+            if (existing := _existing(merchant_id, request)) is not None:
+                return existing, True
+            raise
 
     outcome = Outcome(source.outcome)
     if outcome.approves and cards.has_expired(source.exp_month, source.exp_year, clock.now()):
