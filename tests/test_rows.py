@@ -27,6 +27,17 @@ def a_receipt(practice, number="R-1"):
     )
 
 
+def another_receipt(receipt, number=None):
+    """A new receipt of `receipt`'s guarantor, under `number` (else `receipt`'s own)."""
+    return Receipt(
+        practice_id=receipt.practice_id,
+        guarantor_id=receipt.guarantor_id,
+        number=number or receipt.number,
+        date=receipt.date,
+        amount_cents=100,
+    )
+
+
 def fields(instance):
     return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
 
@@ -105,13 +116,7 @@ def test_an_update_writes_the_named_fields_only_while_its_guard_holds():
 def test_a_refused_insert_raises_djangos_error_and_writes_nothing():
     practice = run_import(small_document()).practice
     receipt = a_receipt(practice)
-    twin = Receipt(
-        practice_id=practice.pk,
-        guarantor_id=receipt.guarantor_id,
-        number=receipt.number,  # the practice's receipt numbers are unique
-        date=receipt.date,
-        amount_cents=100,
-    )
+    twin = another_receipt(receipt)  # the practice's receipt numbers are unique
     before = Receipt.objects.count()
 
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -218,13 +223,7 @@ def test_a_block_that_raises_sends_nothing_it_held():
 def test_a_held_write_that_fails_raises_djangos_error_when_the_block_ends():
     practice = run_import(small_document()).practice
     receipt = a_receipt(practice)
-    twin = Receipt(
-        practice_id=practice.pk,
-        guarantor_id=receipt.guarantor_id,
-        number=receipt.number,
-        date=receipt.date,
-        amount_cents=100,
-    )
+    twin = another_receipt(receipt)
 
     def both():
         with transaction.atomic(), rows.together():
@@ -242,20 +241,8 @@ def test_a_held_write_that_fails_raises_djangos_error_when_the_block_ends():
 def test_insert_once_writes_a_row_only_while_its_unique_values_are_free():
     practice = run_import(small_document()).practice
     receipt = a_receipt(practice)
-    twin = Receipt(
-        practice_id=practice.pk,
-        guarantor_id=receipt.guarantor_id,
-        number=receipt.number,
-        date=receipt.date,
-        amount_cents=100,
-    )
-    fresh = Receipt(
-        practice_id=practice.pk,
-        guarantor_id=receipt.guarantor_id,
-        number="R-new",
-        date=receipt.date,
-        amount_cents=100,
-    )
+    twin = another_receipt(receipt)
+    fresh = another_receipt(receipt, "R-new")
 
     assert not rows.insert_once(twin, ("practice", "number"))
     assert twin.pk is None
