@@ -332,6 +332,17 @@ def test_an_amount_must_be_a_decimal_string_more_than_0_with_at_most_two_decimal
     assert post(api, body()).status_code == 201  # the key was not used up
 
 
+@pytest.mark.parametrize("amount", ["-1.00", "-0.01", "0", "0.00"])
+def test_a_zero_or_negative_amount_is_told_it_must_be_more_than_0(api, amount):
+    response = post(api, body(amount=amount))
+    assert response.json()["errors"] == [{"path": "amount", "message": "must be more than 0.00"}]
+
+
+def test_a_malformed_negative_amount_is_told_the_format(api):
+    response = post(api, body(amount="-1.001"))
+    assert response.json()["errors"][0]["message"].startswith("must be a non-negative decimal")
+
+
 def test_an_amount_above_the_balance_is_refused_at_amount(api):
     assert_refused(post(api, body(amount="400.01")), 422, "amount")
     assert post(api, body(amount="400.00")).status_code == 201

@@ -59,11 +59,12 @@ Status = PaymentAttempt.Status
 
 
 def _amount(value: Any) -> int:
+    negative = isinstance(value, str) and value.startswith("-")
     try:
-        cents = parse_amount(value)
+        cents = parse_amount(value[1:] if negative else value)
     except AmountError:
         raise PydanticCustomError("amount", f"must be {AMOUNT_HINT}") from None
-    if cents <= 0:
+    if negative or cents <= 0:  # "-5.00" reads as an amount, just not one that can be paid
         raise PydanticCustomError("amount", "must be more than 0.00")
     return cents
 
