@@ -9,7 +9,6 @@ and a null `group`, are the same request, and anything else is another one.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
@@ -31,6 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from pops.api import idempotency
 from pops.api.errors import ApiError
+from pops.core import json_body
 from pops.core.audit import Actor
 from pops.core.money import AMOUNT_HINT, AmountError, format_amount, parse_amount
 from pops.groups.services import GroupNotFound, resolve_group
@@ -156,8 +156,8 @@ def read_json(request: HttpRequest, model: type[M], max_bytes: int = BODY_MAX_BY
     if len(body) > max_bytes:
         raise too_large
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        data = json_body.parse(body)
+    except json_body.NotJson:
         raise ApiError(400, "send a JSON object") from None
     try:
         return model.model_validate(data)

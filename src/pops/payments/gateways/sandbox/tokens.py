@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import secrets
 
-from pops.core import clock, rows
+from pops.core import clock, json_body, rows
 from pops.payments.gateways.base import InvalidRequest, WalletKind
 from pops.payments.gateways.sandbox import cards
 from pops.payments.gateways.sandbox.models import Token
@@ -102,8 +102,8 @@ def _wallet_token_id(payload: str, wallet: WalletKind) -> str | None:
     if len(payload) > WALLET_PAYLOAD_MAX_LENGTH:
         return None
     try:
-        document = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
-    except (UnicodeEncodeError, binascii.Error, ValueError):
+        document = json_body.parse(base64.urlsafe_b64decode(payload.encode("ascii")))
+    except (UnicodeEncodeError, binascii.Error, json_body.NotJson):
         return None
     if not isinstance(document, dict) or document.get("wallet") != str(wallet):
         return None

@@ -13,7 +13,6 @@ Every view answers 404 while `SANDBOX_GATEWAY_ENABLED` is off.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import cache, wraps
 from importlib import resources
@@ -29,6 +28,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from pops.core import json_body
 from pops.payments.gateways.base import WalletKind
 from pops.payments.gateways.sandbox import cards, tokens
 from pops.payments.gateways.sandbox.cards import Outcome
@@ -65,8 +65,8 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
     if len(request.body) > BODY_MAX_BYTES:
         return _errors(400, ("", "The request body is too large."))
     try:
-        body = json.loads(request.body)
-    except (UnicodeDecodeError, ValueError):
+        body = json_body.parse(request.body)
+    except json_body.NotJson:
         return _errors(400, ("", "Send a JSON object."))
     if not isinstance(body, dict):
         return _errors(400, ("", "Send a JSON object."))

@@ -1,0 +1,23 @@
+"""JSON from outside POPS: whatever `json.loads` refuses, or cannot finish, is one error.
+
+`json.loads` raises ValueError for text that is not JSON, and RecursionError for a document
+nested deeper than Python's recursion limit (about a thousand levels: "[[[[...]]]]" of a few
+kilobytes). Both are the sender's mistake, so both must be a clear 400, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class NotJson(ValueError):
+    """The text is not a JSON document POPS can read."""
+
+
+def parse(text: bytes | str) -> Any:
+    """The document in `text` (UTF-8 when bytes), or NotJson."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+        raise NotJson("not a JSON document") from None
