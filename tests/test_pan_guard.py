@@ -155,6 +155,43 @@ def test_a_card_number_in_a_query_string_is_refused(api, query):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "written",
+    [
+        "\\u0034111111111111111@example.com",  # one digit escaped
+        "".join(f"\\u{ord(digit):04x}" for digit in CARD),  # every digit, lower case
+        "4111\\u00201111\\u002D1111 1111",  # the separators escaped
+    ],
+)
+def test_a_card_number_written_with_json_escapes_is_refused_too(api, written):
+    raw = f'{{"guarantor": "2010", "amount": "10.00", "email": "{written}"}}'.encode()
+    assert CARD in json.loads(raw)["email"].replace(" ", "").replace("-", "")  # what a view reads
+
+    response = api.client.post(
+        "/api/v1/payments",
+        data=raw,
+        content_type="application/json",
+        headers={**api.headers, "Idempotency-Key": "k"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["message"].startswith("Card numbers may not be sent")
+    assert [e.data["where"] for e in audit_events()] == ["body"]
+    assert not PaymentAttempt.objects.exists()
+
+
+@pytest.mark.django_db
+def test_escaped_letters_and_short_numbers_pass(api):
+    raw = b'{"guarantor": "\\u0032010", "note": "caf\\u00e9 \\u0031\\u0032"}'
+    response = api.client.post(
+        "/api/v1/payments", data=raw, content_type="application/json", headers=api.headers
+    )
+    assert response.status_code == 400  # on to the view, which wants an Idempotency-Key
+    assert response.json()["errors"][0]["path"] == "Idempotency-Key"
+    assert not audit_events()
+
+
+@pytest.mark.django_db
 def test_a_page_refuses_a_card_number_in_a_form_in_plain_text(client):
     response = client.post("/", data={"card": "4111 1111 1111 1111", "exp": "12/30"})
 

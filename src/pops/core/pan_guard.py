@@ -29,8 +29,9 @@ most Django reads into memory at all) are not read here; the view refuses them b
 itself is bounded, since it runs before any authentication: one quick pass over the body, and
 at most SCAN_BUDGET steps of closer look at runs of 13 or more digits (a 20 MB import document
 takes about 0.3 s). A body holding more such runs than that, which only one built to be slow
-does, is passed on unscanned and logged. JSON string escapes of digits are not decoded:
-the guard is there for honest mistakes, not for a client hiding a card number from it.
+does, is passed on unscanned and logged. A body is looked at as JSON reads it too: the string
+escapes of digits, spaces and dashes (`\u0034` for "4") are decoded first, so a card number
+cannot pass written that way into a value that POPS then stores or echoes.
 `PAN_GUARD_EXEMPT_PATHS` lists paths (as the URL conf sees them) that are the gateway's side and
 so must receive card numbers: by default the Sandbox gateway's tokenization endpoint (which
 answers 404 while the Sandbox is switched off); production may set it to `()`.
@@ -39,6 +40,7 @@ answers 404 while the Sandbox is switched off); production may set it to `()`.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from urllib.parse import unquote_to_bytes
 
@@ -63,6 +65,14 @@ MESSAGE = (
 ACTOR = audit.Actor(AuditEvent.ActorType.SYSTEM, "card-number guard")
 
 _FORM = "application/x-www-form-urlencoded"
+
+
+_JSON_ESCAPE = re.compile(rb"\\u00(3[0-9]|2[0dD])")
+
+
+def _unescaped(data: bytes) -> bytes:
+    """The JSON string escapes of digits, spaces and dashes decoded: what the view will read."""
+    return _JSON_ESCAPE.sub(lambda match: bytes([int(match[1], 16)]), data)
 
 
 def _decoded(data: bytes) -> bytes:
@@ -125,6 +135,8 @@ class CardNumberGuard:
             return ""
         if request.content_type == _FORM:
             body = _decoded(body)
+        elif b"\\u" in body:
+            body = _unescaped(body)
         return "body" if holds_card_number(body) else ""
 
     def _refuse(self, request: HttpRequest, where: str) -> HttpResponse:
