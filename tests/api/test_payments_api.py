@@ -168,8 +168,34 @@ def test_every_gateway_fault_answers_pending_or_a_clear_outcome_never_500(api, f
     with faults.inject(fault):
         response = post(api, body())
 
-    assert response.status_code in (201, 202), response.json()
+    # 503 only when nothing reached the gateway: then nothing was written either.
+    expected = (503,) if fault == faults.Fault.CONNECTION_REFUSED else (201, 202)
+    assert response.status_code in expected, response.json()
     assert Transaction.objects.filter(status="approved").count() <= 1
+
+
+def test_a_gateway_that_cannot_be_reached_answers_503_and_the_same_key_pays_later(api):
+    payload = body()
+    with faults.inject(faults.Fault.CONNECTION_REFUSED):
+        response = post(api, payload)
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "errors": [
+            {
+                "path": "",
+                "message": "payments cannot be taken right now and nothing was charged; "
+                "try again later",
+            }
+        ]
+    }
+    assert nothing_was_written()
+    assert not Transaction.objects.exists()
+
+    again = post(api, payload)
+    assert again.status_code == 201
+    assert again.json()["status"] == "Paid"
+    assert Transaction.objects.count() == 1
 
 
 def test_after_reconcile_the_same_request_answers_the_settled_receipt(api):

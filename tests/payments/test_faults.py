@@ -14,7 +14,7 @@ from pops.payments.gateways.sandbox.faults import Fault
 from pops.payments.gateways.sandbox.models import Transaction
 from pops.payments.models import PaymentAttempt
 from pops.payments.services.attempts import pay
-from pops.payments.services.errors import InProgress
+from pops.payments.services.errors import InProgress, PaymentsUnavailable
 from tests.payments.conftest import APPROVED, TIMES_OUT, run_concurrently
 from tests.payments.test_reconcile import (
     current_balance,
@@ -107,16 +107,23 @@ def test_an_unanswered_charge_is_unknown_until_reconciled_and_then_settled_once(
     assert Transaction.objects.count() == int(charged)
 
 
-def test_a_refused_connection_is_a_decline_at_once_because_nothing_was_sent():
+def test_a_refused_connection_is_retryable_with_the_same_key_because_nothing_was_sent():
     practice_with()
-    with faults.inject(Fault.CONNECTION_REFUSED):
-        attempt = pay(request_for(guarantor(), 4000))
+    payer = guarantor()
+    request = request_for(payer, 4000, key="same-key")
+    with faults.inject(Fault.CONNECTION_REFUSED), pytest.raises(PaymentsUnavailable) as raised:
+        pay(request)
 
-    assert attempt.status == Status.DECLINED
-    assert attempt.decline_code == "unavailable"
-    assert attempt.receipt.status == Receipt.Status.UNSUCCESSFUL
+    assert "nothing was charged" in str(raised.value)
+    assert not PaymentAttempt.objects.exists()  # nothing written, the key not used up
+    assert not Receipt.objects.exists()
     assert Transaction.objects.count() == 0
     assert run_reconcile_command("--older-than", "0").startswith("Examined 0 payment")
+
+    attempt = pay(request)  # the processor is back: the same request, its card token unused
+
+    assert attempt.status == Status.SUCCEEDED
+    assert Transaction.objects.count() == 1
 
 
 @pytest.mark.postgres

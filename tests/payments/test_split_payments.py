@@ -34,7 +34,7 @@ from pops.payments.merchant_accounts import default_account
 from pops.payments.models import MerchantAccount, PaymentAttempt, PaymentPart, StoredCard
 from pops.payments.services import attempts
 from pops.payments.services.attempts import PaymentRequest, pay
-from pops.payments.services.errors import PaymentRefused
+from pops.payments.services.errors import PaymentRefused, PaymentsUnavailable
 from pops.payments.services.receipts import receipt_content
 from pops.payments.services.stored_cards import list_cards
 from tests.conftest import run_import
@@ -309,21 +309,29 @@ def assert_declined_and_nothing_posted(split: Split, attempt: PaymentAttempt, be
     assert not taken.filter(status=Transaction.Status.APPROVED).exists()
 
 
-def test_a_part_the_gateway_could_not_take_voids_the_parts_taken_before_it(split, monkeypatch):
+def test_a_part_the_gateway_could_not_reach_voids_the_parts_taken_before_it(split, monkeypatch):
     refuse_connections_at(monkeypatch, split.merchant_id(split.f2))
     before = split.balance()
 
-    attempt = split.pay(10000)
+    with pytest.raises(PaymentsUnavailable, match="could not reach the card processor"):
+        split.pay(10000, key="same-key")
 
-    assert_declined_and_nothing_posted(split, attempt, before)
-    first, second, third = split.parts(attempt)
-    assert (first.merchant_account, first.status) == (split.default, Part.VOIDED)
-    assert Transaction.objects.get(transaction_id=first.transaction_id).status == "voided"
-    assert (second.merchant_account, second.status) == (split.f2, Part.DECLINED)
-    assert (third.merchant_account, third.status) == (split.d2, Part.DECLINED)
-    assert third.decline_code == "not_charged"
-    assert not Transaction.objects.filter(merchant_id=split.merchant_id(split.d2)).exists()
-    assert "could not reach" in attempt.decline_message
+    # The first part was taken and given back; nothing was posted; the key is free again.
+    [taken] = Transaction.objects.filter(merchant_id=split.merchant_id(split.default))
+    assert taken.status == "voided"
+    assert not Transaction.objects.exclude(pk=taken.pk).exists()
+    assert not PaymentAttempt.objects.exists()
+    assert not PaymentPart.objects.exists()
+    assert not Receipt.objects.filter(made_in_pops=True).exists()
+    assert not ReferenceBatch.objects.filter(is_pops=True).exists()
+    assert split.balance() == before
+    [abandoned] = AuditEvent.objects.filter(action="payments.attempt.abandoned")
+    assert abandoned.data["gateway_error"] == "GatewayUnavailable"
+
+    monkeypatch.undo()  # the processor is back: the same key pays, once
+    attempt = split.pay(10000, key="same-key")
+    assert attempt.status == PaymentAttempt.Status.SUCCEEDED
+    assert split.balance() == before - 10000
 
 
 def store_in_every_vault(split: Split) -> StoredCard:

@@ -342,10 +342,11 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest, parts: list[Paymen
             )
         except GatewayUnavailable as error:
             if error.charge_may_have_happened:
-                return (
-                    kept or []
-                )  # this part stays pending (only the gateway can tell), the rest too
-            _mark(part, kept, PartStatus.DECLINED, code="unavailable", message=UNREACHABLE)
+                # This part stays pending (only the gateway can tell), the rest too.
+                return kept or []
+            _mark(part, None, PartStatus.DECLINED, code="unavailable", message=UNREACHABLE)
+            _abandon(attempt, error)  # nothing reached the gateway: retryable, as it is
+            return []
         except (InvalidRequest, GatewayMisconfigured) as error:
             # Nothing was charged on this part; the rest are never charged.
             _mark(part, None, PartStatus.DECLINED, code="refused_by_gateway", message=str(error))
@@ -432,9 +433,12 @@ def _answer(part: PaymentPart, kept: Kept | None, changes: dict[str, object]) ->
     kept.append((part, list(changes)))
 
 
-def _abandon(attempt: PaymentAttempt, error: InvalidRequest | GatewayMisconfigured) -> None:
-    """The gateway refused the request itself: nothing was charged on this part. Void what
-    earlier parts took, forget the attempt (its key is not used up) and say why."""
+def _abandon(
+    attempt: PaymentAttempt, error: InvalidRequest | GatewayMisconfigured | GatewayUnavailable
+) -> None:
+    """The gateway refused the request itself, or could not be reached at all: nothing was
+    charged on this part. Void what earlier parts took, forget the attempt (its key is not used
+    up, so the same request can be sent again) and say why."""
     for part in attempt.parts.select_related("merchant_account").filter(status=PartStatus.APPROVED):
         _void_part(part)
     if attempt.parts.filter(status=PartStatus.APPROVED).exists():
@@ -453,6 +457,9 @@ def _abandon(attempt: PaymentAttempt, error: InvalidRequest | GatewayMisconfigur
     if isinstance(error, GatewayMisconfigured):
         logger.error("gateway misconfigured for practice %s: %s", attempt.practice_id, error)
         raise PaymentsUnavailable(str(error))
+    if isinstance(error, GatewayUnavailable):
+        logger.warning("gateway unreachable for practice %s: %s", attempt.practice_id, error)
+        raise PaymentsUnavailable(UNREACHABLE)
     raise PaymentRefused(
         "payment_token", "The card details have expired or were already used. Enter them again."
     )
