@@ -36,6 +36,10 @@ class WalletKind(enum.StrEnum):
     APPLE_PAY = "apple_pay"
     GOOGLE_PAY = "google_pay"
 
+    @property
+    def label(self) -> str:
+        return "Apple Pay" if self == WalletKind.APPLE_PAY else "Google Pay"
+
 
 class TransactionStatus(enum.StrEnum):
     APPROVED = "approved"

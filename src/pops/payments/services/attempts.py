@@ -52,6 +52,7 @@ from pops.payments.models import (
     PaymentPart,
     StoredCard,
 )
+from pops.payments.services import methods
 from pops.payments.services.amounts import check_amount
 from pops.payments.services.errors import (
     InProgress,
@@ -211,6 +212,7 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
         ).current_balance
         check_amount(request.amount_cents, current - int(in_flight), group)
         plan = _plan_parts(guarantor, request.amount_cents, group, account)
+        can = _check_gateways(request, methods.offer(group, [account for account, _ in plan]))
         if request.stored_card is not None and not set(
             vault_tokens(request.stored_card)
         ).issuperset(account.pk for account, _ in plan):
@@ -226,7 +228,7 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
             fingerprint=request.fingerprint,
             amount_cents=request.amount_cents,
             method=request.method,
-            store_card=request.store_card and group.enable_payment_method_storage,
+            store_card=request.store_card and can.store_card,
             email=request.email,
             source=request.source,
             actor_label=request.actor.label,
@@ -265,6 +267,20 @@ def _check_method(request: PaymentRequest, group: Group) -> None:
         raise PaymentRefused("stored_card", "That stored card is not available.")
     if request.store_card and (card is not None or request.wallet is not None):
         raise PaymentRefused("store_card", "Only a newly entered card can be stored.")
+
+
+def _check_gateways(request: PaymentRequest, can: methods.Offer) -> methods.Offer:
+    """The payment's way to pay, as the gateways of its merchant accounts can take it (the
+    Group's own options were checked before); answers what they can do."""
+    if request.wallet is not None and not can.wallet(request.wallet):
+        raise PaymentRefused(
+            "payment_method", f"{request.wallet.label} is not available for this payment."
+        )
+    if request.stored_card is not None and not can.stored_cards:
+        raise PaymentRefused(
+            "stored_card", "Stored cards cannot pay this balance. Please enter the card instead."
+        )
+    return can
 
 
 def _plan_parts(

@@ -64,6 +64,7 @@ from pops.payments.gateways.base import (
 )
 from pops.payments.gateways.registry import gateway_for
 from pops.payments.models import PaymentPart, RefundAttempt, RefundPart, VoidRequest
+from pops.payments.services import methods
 from pops.payments.services.errors import (
     InProgress,
     KeyReused,
@@ -243,6 +244,11 @@ def _check(payment: Receipt, amount: int) -> list[PaymentPart]:
     )
     if not parts:
         raise PaymentRefused("receipt", "This payment has no card transaction to refund.")
+    accounts = [part.merchant_account for part in parts]
+    if not methods.can_all(accounts, "refund"):
+        raise PaymentRefused(
+            "receipt", "This payment's card processor cannot refund it through POPS."
+        )
     refunded = _total(Receipt.objects.filter(refund_of=payment, status=Receipt.Status.PAID))
     reserved = _total(
         RefundAttempt.objects.filter(payment=payment, status__in=RefundAttempt.UNDER_WAY)
@@ -259,6 +265,12 @@ def _check(payment: Receipt, amount: int) -> list[PaymentPart]:
                 f"on this receipt (of {display_amount(payment.amount_cents)} paid)."
             )
         raise PaymentRefused("amount", message)
+    if amount < payment.amount_cents and not methods.can_all(accounts, "partial_refund"):
+        raise PaymentRefused(
+            "amount",
+            "This payment's card processor refunds only whole payments: refund all "
+            f"{display_amount(payment.amount_cents)} of it.",
+        )
     return parts
 
 

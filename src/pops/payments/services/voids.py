@@ -49,6 +49,7 @@ from pops.ledger.services.posting import reverse_receipt
 from pops.payments.gateways.base import GatewayMisconfigured, GatewayUnavailable, InvalidRequest
 from pops.payments.gateways.registry import gateway_for
 from pops.payments.models import PaymentPart, RefundAttempt, VoidRequest
+from pops.payments.services import methods
 from pops.payments.services.errors import PaymentRefused, PaymentsUnavailable
 from pops.payments.services.locks import lock_receipt
 
@@ -160,8 +161,16 @@ def _check(receipt: Receipt) -> None:
         raise PaymentRefused(
             "receipt", "A refund of this payment is under way, so it cannot be voided."
         )
-    if not PaymentPart.objects.filter(attempt__receipt=receipt).exists():
+    parts = PaymentPart.objects.filter(attempt__receipt=receipt).select_related("merchant_account")
+    accounts = [part.merchant_account for part in parts]
+    if not accounts:
         raise PaymentRefused("receipt", "This payment has no card transaction to void.")
+    if not methods.can_all(accounts, "void"):
+        raise PaymentRefused(
+            "receipt",
+            "This payment's card processor cannot void it through POPS: refund it from the "
+            "next day on.",
+        )
 
 
 # --- 2. Void at the gateway -------------------------------------------------------------------
