@@ -6,10 +6,15 @@ from django.core.management.base import BaseCommand, CommandError
 from pops.core.audit import Actor
 from pops.groups.services import prepare_practice
 from pops.ledger.models import Practice
+from pops.payments.models import MerchantAccount
 
 
 class Command(BaseCommand):
-    help = 'Prepare a practice for POPS: its system user "POPS" and a default Group.'
+    help = (
+        'Prepare a practice for POPS: its system user "POPS", a default Group and, when it has '
+        "no merchant account yet, a Sandbox merchant account, so it can take payments at once. "
+        "Safe to run again: it changes nothing then."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--practice", required=True, help="the practice's id")
@@ -18,5 +23,17 @@ class Command(BaseCommand):
         found = Practice.objects.filter(external_id=practice).first()
         if found is None:
             raise CommandError(f"No practice with id {practice!r}. Import it first.")
+        already = found.prepared_at is not None
         group = prepare_practice(found, actor=Actor.command("prepare"))
-        self.stdout.write(f"Practice {found.external_id} is prepared; default Group: {group.slug}")
+        accounts = ", ".join(
+            f"{account.name} ({account.gateway})"
+            for account in MerchantAccount.objects.filter(practice=found, is_active=True)
+        )
+        if already:
+            self.stdout.write(
+                f"Practice {found.external_id} was prepared already; nothing changed."
+            )
+        else:
+            name = found.external_id
+            self.stdout.write(f'Prepared practice {name} for POPS (system user "POPS").')
+        self.stdout.write(f"Default Group: {group.slug}; merchant accounts: {accounts or 'none'}")
