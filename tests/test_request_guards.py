@@ -62,3 +62,39 @@ def test_a_document_nested_too_deep_is_refused_clearly_everywhere(api_for, clien
 def test_a_wallet_payload_nested_too_deep_is_not_a_wallet_token():
     payload = base64.urlsafe_b64encode(DEEP_ARRAY).decode()
     assert _wallet_token_id(payload, WalletKind.GOOGLE_PAY) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "address", "status", "message"),
+    [
+        (
+            "get",
+            "/api/v1/nope",
+            404,
+            "no such address in the API (the reference is at /api/v1/docs)",
+        ),
+        ("put", "/api/v1/payments", 405, "PUT is not allowed here; this address takes POST"),
+        (
+            "delete",
+            "/api/v1/receipts/P1/void",
+            405,
+            "DELETE is not allowed here; this address takes POST",
+        ),
+    ],
+)
+def test_the_api_answers_its_own_json_errors_for_what_no_view_answers(
+    api_for, method, address, status, message
+):
+    api = api_for(run_import(small_document()).practice)
+    response = getattr(api.client, method)(address, headers=api.headers)
+
+    assert response.status_code == status
+    assert response.json() == {"errors": [{"path": "", "message": message}]}
+    if status == 405:
+        assert response["Allow"] == "POST"
+
+
+def test_pages_outside_the_api_keep_their_own_error_pages(client):
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "pops.core.middleware.RejectControlCharacters",
+    "pops.core.middleware.ApiAnswersJson",
     "pops.core.pan_guard.CardNumberGuard",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -156,6 +156,12 @@ def test_an_unknown_parameter_is_refused_by_name(api, query):
     assert response.json()["errors"][0]["message"].startswith("is not a parameter")
 
 
+def test_two_dates_are_refused_rather_than_one_picked(api):
+    response = api.get(f"{URL}?date=2026-11-26&date=2026-11-27")
+    assert response.status_code == 422
+    assert response.json() == {"errors": [{"path": "date", "message": "give one date"}]}
+
+
 def test_the_openapi_schema_documents_the_totals(client):
     schema = client.get("/api/v1/openapi.json").json()
     components = schema["components"]["schemas"]

@@ -24,3 +24,36 @@ class RejectControlCharacters:
                 return JsonResponse({"errors": [{"path": "", "message": message}]}, status=400)
             return HttpResponseBadRequest(message)
         return self.get_response(request)
+
+
+class ApiAnswersJson:
+    """Every error under /api/ has the API's JSON body, `{"errors": [{"path", "message"}]}`,
+    including those Django or the router answer on their own (an unknown address, a method the
+    address does not take, a server error), which are HTML otherwise."""
+
+    MESSAGES = {
+        404: "no such address in the API (the reference is at /api/v1/docs)",
+        405: "{method} is not allowed here; this address takes {allow}",
+    }
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path.startswith("/api/")
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        allow = response.get("Allow", "")
+        message = self.MESSAGES.get(response.status_code, "{reason}").format(
+            method=request.method, allow=allow, reason=response.reason_phrase.lower()
+        )
+        answer = JsonResponse(
+            {"errors": [{"path": "", "message": message}]}, status=response.status_code
+        )
+        if allow:
+            answer["Allow"] = allow
+        return answer

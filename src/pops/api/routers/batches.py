@@ -70,6 +70,8 @@ def reference_batches(request: HttpRequest, date: Query[IsoDate]) -> dict:
     unknown = sorted(set(request.GET) - {"date"})
     if unknown:
         raise ApiError(422, "is not a parameter of this list (it takes `date`)", unknown[0])
+    if len(request.GET.getlist("date")) > 1:
+        raise ApiError(422, "give one date", "date")
     practice = practice_of(request)
     batches = batches_of(practice, date)
     total, shares = requested_not_processed(practice, date, (b.batch for b in batches))
