@@ -163,20 +163,38 @@ def test_a_card_number_in_a_query_string_is_refused(api, query):
         "4111\\u00201111\\u002D1111 1111",  # the separators escaped
     ],
 )
-def test_a_card_number_written_with_json_escapes_is_refused_too(api, written):
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+def test_a_card_number_written_with_json_escapes_is_refused_too(api, written, content_type):
     raw = f'{{"guarantor": "2010", "amount": "10.00", "email": "{written}"}}'.encode()
     assert CARD in json.loads(raw)["email"].replace(" ", "").replace("-", "")  # what a view reads
 
     response = api.client.post(
         "/api/v1/payments",
         data=raw,
-        content_type="application/json",
+        content_type=content_type,  # (the API reads the body as JSON whatever this says)
         headers={**api.headers, "Idempotency-Key": "k"},
     )
 
     assert response.status_code == 400
     assert response.json()["errors"][0]["message"].startswith("Card numbers may not be sent")
     assert [e.data["where"] for e in audit_events()] == ["body"]
+    assert not PaymentAttempt.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_body_in_another_unicode_encoding_is_not_read_as_json(api, encoding):
+    # json.loads would read these, and the guard sees no run of digits in them.
+    raw = f'{{"guarantor": "2010", "amount": "10.00", "email": "{CARD}@example.com"}}'
+    response = api.client.post(
+        "/api/v1/payments",
+        data=raw.encode(encoding),
+        content_type="application/json",
+        headers={**api.headers, "Idempotency-Key": "k"},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": [{"path": "", "message": "send a JSON object"}]}
     assert not PaymentAttempt.objects.exists()
 
 

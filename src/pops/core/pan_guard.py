@@ -135,7 +135,8 @@ class CardNumberGuard:
             return ""
         if request.content_type == _FORM:
             body = _decoded(body)
-        elif b"\\u" in body:
+        # Whatever its Content-Type says, a body may be read as JSON (the API reads JSON only).
+        if b"\\u" in body:
             body = _unescaped(body)
         return "body" if holds_card_number(body) else ""
 
