@@ -4,6 +4,7 @@ practice's), all under one receipt listing each Transaction Number. A declined p
 the whole payment: what other parts took is voided, the receipt is a $0.00 Unsuccessful one and
 nothing is posted. Apple Pay is refused for such a payment."""
 
+import datetime as dt
 import json
 import uuid
 from typing import Any
@@ -24,7 +25,7 @@ from pops.ledger.models import (
     ReferenceBatch,
 )
 from pops.ledger.services.balances import guarantor_balances
-from pops.payments.gateways.base import WalletKind
+from pops.payments.gateways.base import GatewayUnavailable, WalletKind
 from pops.payments.gateways.registry import gateway_for
 from pops.payments.gateways.sandbox import faults
 from pops.payments.gateways.sandbox.adapter import SandboxGateway
@@ -36,6 +37,7 @@ from pops.payments.services import attempts
 from pops.payments.services.attempts import PaymentRequest, pay
 from pops.payments.services.errors import PaymentRefused, PaymentsUnavailable
 from pops.payments.services.receipts import receipt_content
+from pops.payments.services.reconcile import reconcile
 from pops.payments.services.stored_cards import list_cards
 from tests.conftest import run_import
 from tests.payments.conftest import APPROVED, DECLINED, card_token, charge_request, wallet_payload
@@ -332,6 +334,40 @@ def test_a_part_the_gateway_could_not_reach_voids_the_parts_taken_before_it(spli
     attempt = split.pay(10000, key="same-key")
     assert attempt.status == PaymentAttempt.Status.SUCCEEDED
     assert split.balance() == before - 10000
+
+
+def test_when_the_part_taken_before_cannot_be_voided_the_reconciler_gives_it_back(
+    split, monkeypatch
+):
+    refuse_connections_at(monkeypatch, split.merchant_id(split.f2))
+
+    def void_unreachable(self, transaction_id):
+        raise GatewayUnavailable("void timed out", charge_may_have_happened=True)
+
+    with monkeypatch.context() as voids_fail:
+        voids_fail.setattr(SandboxGateway, "void", void_unreachable)
+        attempt = split.pay(10000, key="same-key")
+
+    # Money was taken and not yet given back: the payment is unknown, never "failed".
+    assert attempt.status == PaymentAttempt.Status.UNKNOWN
+    first, second, third = split.parts(attempt)
+    assert (first.status, second.status, third.status) == (
+        Part.APPROVED,
+        Part.DECLINED,
+        Part.DECLINED,
+    )
+    assert (second.decline_code, third.decline_code) == ("unavailable", "not_charged")
+    assert not Transaction.objects.filter(merchant_id=split.merchant_id(split.d2)).exists()
+    again = split.pay(10000, key="same-key")  # the key answers the same attempt
+    assert (again.pk, again.status) == (attempt.pk, PaymentAttempt.Status.UNKNOWN)
+
+    reconcile(older_than=dt.timedelta(0))  # the gateway answers voids again
+
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentAttempt.Status.DECLINED
+    assert attempt.receipt.status == Receipt.Status.UNSUCCESSFUL
+    assert Transaction.objects.get(transaction_id=first.transaction_id).status == "voided"
+    assert not Transaction.objects.filter(status="approved").exists()
 
 
 def store_in_every_vault(split: Split) -> StoredCard:

@@ -356,16 +356,17 @@ def _charge(attempt: PaymentAttempt, request: PaymentRequest, parts: list[Paymen
                 transaction_id=declined.transaction_id,
                 card=declined.card,
             )
-        except GatewayUnavailable as error:
-            if error.charge_may_have_happened:
+        except (GatewayUnavailable, InvalidRequest, GatewayMisconfigured) as error:
+            if isinstance(error, GatewayUnavailable) and error.charge_may_have_happened:
                 # This part stays pending (only the gateway can tell), the rest too.
                 return kept or []
-            _mark(part, None, PartStatus.DECLINED, code="unavailable", message=UNREACHABLE)
-            _abandon(attempt, error)  # nothing reached the gateway: retryable, as it is
-            return []
-        except (InvalidRequest, GatewayMisconfigured) as error:
-            # Nothing was charged on this part; the rest are never charged.
-            _mark(part, None, PartStatus.DECLINED, code="refused_by_gateway", message=str(error))
+            # Nothing reached the gateway, or it refused the request itself: nothing was
+            # charged on this part, and the rest are never charged.
+            if isinstance(error, GatewayUnavailable):
+                code, message = "unavailable", UNREACHABLE
+            else:
+                code, message = "refused_by_gateway", str(error)
+            _mark(part, None, PartStatus.DECLINED, code=code, message=message)
             _abandon(attempt, error)
             return []
         else:
@@ -454,11 +455,17 @@ def _abandon(
 ) -> None:
     """The gateway refused the request itself, or could not be reached at all: nothing was
     charged on this part. Void what earlier parts took, forget the attempt (its key is not used
-    up, so the same request can be sent again) and say why."""
+    up, so the same request can be sent again) and say why. Should a void not go through, the
+    attempt is kept, declined but for that part, for finish() to leave to the reconciler (which
+    voids it and declines the payment)."""
+    attempt.parts.filter(status=PartStatus.PENDING).update(
+        status=PartStatus.DECLINED, decline_code="not_charged"
+    )
     for part in attempt.parts.select_related("merchant_account").filter(status=PartStatus.APPROVED):
         _void_part(part)
     if attempt.parts.filter(status=PartStatus.APPROVED).exists():
-        return  # a void did not go through: finish() leaves the attempt to the reconciler
+        logger.warning("attempt %s: a part taken before could not be voided yet", attempt.pk)
+        return
     with transaction.atomic():
         audit.record(
             "payments.attempt.abandoned",
