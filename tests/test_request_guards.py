@@ -50,7 +50,7 @@ def test_a_document_nested_too_deep_is_refused_clearly_everywhere(api_for, clien
         assert response.status_code == 400, path
         assert response.json() == {"errors": [{"path": "", "message": "send a JSON object"}]}
     response = api.post("/api/v1/import", raw=document)
-    assert response.status_code in (400, 422), response.content
+    assert response.status_code == 422, response.content  # (the import streams its document)
     for path in ("/sandbox-gateway/tokens", "/sandbox-gateway/wallets/google-pay/tokens"):
         response = client.post(path, data=document, content_type="application/json")
         assert response.status_code == 400, path

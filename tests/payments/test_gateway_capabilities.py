@@ -12,13 +12,14 @@ import pytest
 
 from pops.core.audit import Actor
 from pops.groups.models import Group
+from pops.ledger.models import Facility
 from pops.payments.gateways import registry
 from pops.payments.gateways.base import Capabilities, WalletKind
 from pops.payments.gateways.sandbox.adapter import SandboxGateway
 from pops.payments.gateways.sandbox.models import Transaction
 from pops.payments.models import MerchantAccount, PaymentAttempt, StoredCard
 from pops.payments.services.attempts import PaymentRequest, pay
-from pops.payments.services.errors import PaymentRefused
+from pops.payments.services.errors import PaymentRefused, PaymentsUnavailable
 from pops.payments.services.methods import Offer, offered_for
 from pops.payments.services.reconcile import reconcile
 from pops.payments.services.refunds import refund_receipt
@@ -27,6 +28,8 @@ from tests.payments.conftest import APPROVED, TIMES_OUT, card_token, wallet_payl
 from tests.payments.test_voids import DAY_1, guarantor_of, paid_receipt, prepared_practice, staff
 
 pytestmark = pytest.mark.django_db
+
+ACTOR = Actor.command("tests")
 
 ALL = Offer(card=True, apple_pay=True, google_pay=True, store_card=True, stored_cards=True)
 
@@ -38,6 +41,11 @@ class CardsOnly(SandboxGateway):
     capabilities = Capabilities(refund=True)
 
 
+class NoRefunds(SandboxGateway):
+    name = "no-refunds"
+    capabilities = Capabilities(void=True, query_by_reference=True)
+
+
 @pytest.fixture
 def practice(monkeypatch, time_machine):
     time_machine.move_to(DAY_1, tick=False)
@@ -45,7 +53,8 @@ def practice(monkeypatch, time_machine):
     Group.objects.filter(practice=practice).update(
         enable_apple_pay=True, enable_google_pay=True, enable_payment_method_storage=True
     )
-    monkeypatch.setitem(registry.GATEWAYS, CardsOnly.name, CardsOnly)  # type: ignore[index]
+    for adapter in (CardsOnly, NoRefunds):
+        monkeypatch.setitem(registry.GATEWAYS, adapter.name, adapter)  # type: ignore[index]
     return practice
 
 
@@ -53,8 +62,8 @@ def group_of(practice) -> Group:
     return Group.objects.get(practice=practice, is_default=True)
 
 
-def cards_only(practice) -> None:
-    MerchantAccount.objects.filter(practice=practice).update(gateway=CardsOnly.name)
+def cards_only(practice, gateway: str = CardsOnly.name) -> None:
+    MerchantAccount.objects.filter(practice=practice).update(gateway=gateway)
 
 
 def request(practice, cents: int = 1000, **fields: Any) -> PaymentRequest:
@@ -92,6 +101,34 @@ def test_without_a_merchant_account_nothing_is_offered(practice):
     assert offered_for(group_of(practice)) == Offer()
 
 
+def test_a_group_without_card_payments_offers_no_stored_card_either(practice):
+    Group.objects.filter(practice=practice).update(enable_credit_card=False)
+    assert offered_for(group_of(practice)) == Offer(apple_pay=True, google_pay=True)
+
+
+def test_a_group_that_splits_payments_without_the_practices_own_account_offers_nothing(practice):
+    Group.objects.filter(practice=practice).update(split_payments=True)
+    MerchantAccount.objects.filter(practice=practice).update(is_active=False)
+    MerchantAccount.objects.create(
+        practice=practice, name="Clinic 2", gateway="sandbox", facility=Facility.objects.first()
+    )
+    assert offered_for(group_of(practice)) == Offer()
+    with pytest.raises(PaymentsUnavailable):
+        pay(request(practice))
+
+
+def test_a_gateway_pops_does_not_know_offers_nothing_and_payments_are_unavailable(practice):
+    receipt = paid_receipt(guarantor_of(practice), 1000)
+    cards_only(practice, gateway="retired-gateway")
+
+    assert offered_for(group_of(practice)) == Offer()
+    with pytest.raises(PaymentsUnavailable, match="Unknown gateway 'retired-gateway'"):
+        pay(request(practice))
+    with pytest.raises(PaymentsUnavailable):
+        void_receipt(receipt, reason="typo", actor=staff(practice))
+    assert PaymentAttempt.objects.count() == 1  # the first payment only
+
+
 # --- What the services refuse ------------------------------------------------------------------
 
 
@@ -117,6 +154,23 @@ def test_a_card_is_not_stored_where_the_gateway_has_no_vault(practice):
     assert attempt.store_card is False
     assert not StoredCard.objects.exists()
     assert Transaction.objects.get().vault_token == ""
+
+
+def test_a_stored_card_cannot_pay_through_a_gateway_without_a_vault(practice):
+    stored = pay(request(practice, store_card=True))
+    assert stored.status == PaymentAttempt.Status.SUCCEEDED
+    card = StoredCard.objects.get()
+    cards_only(practice)
+
+    with pytest.raises(PaymentRefused) as refused:
+        pay(PaymentRequest(guarantor_of(practice), 500, "k", "k", ACTOR, stored_card=card))
+
+    assert (refused.value.path, refused.value.message) == (
+        "stored_card",
+        "Stored cards cannot pay this balance. Please enter the card instead.",
+    )
+    assert PaymentAttempt.objects.count() == 1
+    assert Transaction.objects.count() == 1
 
 
 def test_a_payment_the_gateway_cannot_void_is_refused_and_left_paid(practice):
@@ -146,7 +200,17 @@ def test_a_gateway_without_partial_refunds_refunds_only_the_whole_payment(practi
     assert Transaction.objects.get().refunded_cents == 1000
 
 
-def test_the_reconciler_leaves_unknown_what_it_cannot_ask_the_gateway(practice, time_machine):
+def test_a_gateway_that_cannot_refund_is_refused_clearly(practice, time_machine):
+    receipt = paid_receipt(guarantor_of(practice), 1000)
+    cards_only(practice, gateway=NoRefunds.name)
+    time_machine.move_to(DAY_1 + dt.timedelta(days=1), tick=False)
+
+    with pytest.raises(PaymentRefused, match="cannot refund it through POPS"):
+        refund_receipt(receipt, 1000, actor=staff(practice), idempotency_key="whole")
+    assert Transaction.objects.get().refunded_cents == 0
+
+
+def test_the_reconciler_leaves_unknown_what_it_cannot_ask_the_gateway(practice, caplog):
     attempt = pay(request(practice, card=TIMES_OUT))
     assert attempt.status == PaymentAttempt.Status.UNKNOWN
     cards_only(practice)
@@ -155,6 +219,8 @@ def test_the_reconciler_leaves_unknown_what_it_cannot_ask_the_gateway(practice, 
 
     attempt.refresh_from_db()
     assert attempt.status == PaymentAttempt.Status.UNKNOWN  # for a person to settle
+    [part] = attempt.parts.all()
+    assert f"{part.merchant_reference} cannot be asked by reference" in caplog.text
     MerchantAccount.objects.filter(practice=practice).update(gateway=SandboxGateway.name)
     reconcile(older_than=dt.timedelta(0))
     attempt.refresh_from_db()

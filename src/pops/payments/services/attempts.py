@@ -35,6 +35,7 @@ from pops.ledger.services import balances
 from pops.ledger.services.batches import pops_batch
 from pops.ledger.services.posting import open_lines_oldest_first, post_payment
 from pops.payments.gateways.base import (
+    Capabilities,
     CardInfo,
     ChargeRequest,
     ChargeResult,
@@ -206,13 +207,13 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
             raise IntegrityError("attempt_key_unique")
         # The Group asked for, else the default one, else the defaults (no Group yet).
         group = request.group or default or resolve_group(rows.related(guarantor, "practice"))
-        _check_method(request, group)
+        allowed = _check_method(request, group)
         current = balances.combine(
             balances.facts_of(balance), include_new_charges=group.include_new_charges
         ).current_balance
         check_amount(request.amount_cents, current - int(in_flight), group)
         plan = _plan_parts(guarantor, request.amount_cents, group, account)
-        can = _check_gateways(request, methods.offer(group, [account for account, _ in plan]))
+        can = _check_gateways(request, [account for account, _ in plan])
         if request.stored_card is not None and not set(
             vault_tokens(request.stored_card)
         ).issuperset(account.pk for account, _ in plan):
@@ -228,7 +229,7 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
             fingerprint=request.fingerprint,
             amount_cents=request.amount_cents,
             method=request.method,
-            store_card=request.store_card and can.store_card,
+            store_card=request.store_card and allowed.store_card and can.stored_cards,
             email=request.email,
             source=request.source,
             actor_label=request.actor.label,
@@ -250,29 +251,32 @@ def _begin(request: PaymentRequest) -> tuple[PaymentAttempt, list[PaymentPart]]:
     return attempt, parts
 
 
-def _check_method(request: PaymentRequest, group: Group) -> None:
+def _check_method(request: PaymentRequest, group: Group) -> methods.Offer:
+    """The payment's way to pay, as the Group allows it; answers what the Group allows."""
+    allowed = methods.by_group(group)
     if bool(request.payment_token) == (request.stored_card is not None):
         raise PaymentRefused("payment_token", "Give a payment token or a stored card.")
-    if request.wallet == WalletKind.APPLE_PAY:
-        if not group.enable_apple_pay:
-            raise PaymentRefused("payment_method", "Apple Pay is not offered here.")
-        if group.split_payments:
+    if request.wallet == WalletKind.APPLE_PAY and not allowed.apple_pay:
+        if group.enable_apple_pay:
             raise PaymentRefused("payment_method", "Apple Pay is not available for split payments.")
-    if request.wallet == WalletKind.GOOGLE_PAY and not group.enable_google_pay:
+        raise PaymentRefused("payment_method", "Apple Pay is not offered here.")
+    if request.wallet == WalletKind.GOOGLE_PAY and not allowed.google_pay:
         raise PaymentRefused("payment_method", "Google Pay is not offered here.")
-    if request.wallet is None and not group.enable_credit_card:
+    if request.wallet is None and not allowed.card:
         raise PaymentRefused("payment_method", "Card payments are not offered here.")
     card = request.stored_card
     if card is not None and (card.guarantor_id != request.guarantor.pk or not card.is_active):
         raise PaymentRefused("stored_card", "That stored card is not available.")
     if request.store_card and (card is not None or request.wallet is not None):
         raise PaymentRefused("store_card", "Only a newly entered card can be stored.")
+    return allowed
 
 
-def _check_gateways(request: PaymentRequest, can: methods.Offer) -> methods.Offer:
-    """The payment's way to pay, as the gateways of its merchant accounts can take it (the
-    Group's own options were checked before); answers what they can do."""
-    if request.wallet is not None and not can.wallet(request.wallet):
+def _check_gateways(request: PaymentRequest, accounts: list[MerchantAccount]) -> Capabilities:
+    """The payment's way to pay, as the gateways of the merchant accounts it reaches can take it
+    (the Group's options were checked before); answers what they can all do."""
+    can = methods.common(accounts)
+    if request.wallet is not None and not can.supports_wallet(request.wallet):
         raise PaymentRefused(
             "payment_method", f"{request.wallet.label} is not available for this payment."
         )

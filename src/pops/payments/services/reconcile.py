@@ -36,7 +36,6 @@ from pops.payments.gateways.base import (
 )
 from pops.payments.gateways.registry import gateway_for
 from pops.payments.models import PaymentAttempt, PaymentPart
-from pops.payments.services import methods
 from pops.payments.services.attempts import card_fields, finish, write_answer
 from pops.payments.services.refunds import complete_interrupted_refunds
 from pops.payments.services.voids import complete_interrupted_voids
@@ -155,12 +154,13 @@ def _reconcile_attempt(attempt_id: int) -> PaymentAttempt:
         return attempt
     pending = attempt.parts.select_related("merchant_account").filter(status=PartStatus.PENDING)
     for part in pending.order_by("pk"):
-        if not methods.capabilities_of(part.merchant_account).query_by_reference:
-            # Left unknown: the overdue alert names it, for someone to settle by hand.
-            logger.error("the gateway of %s cannot be asked by reference", part.merchant_reference)
-            continue
         try:
-            found = gateway_for(part.merchant_account).query_by_reference(part.merchant_reference)
+            gateway = gateway_for(part.merchant_account)
+            if not gateway.capabilities.query_by_reference:
+                # Left unknown: the overdue alert names it, for someone to settle by hand.
+                logger.error("%s cannot be asked by reference", part.merchant_reference)
+                continue
+            found = gateway.query_by_reference(part.merchant_reference)
         except GatewayUnavailable as error:
             logger.warning("gateway unavailable for %s: %s", part.merchant_reference, error)
             continue  # ask again on the next run

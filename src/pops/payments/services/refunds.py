@@ -244,8 +244,8 @@ def _check(payment: Receipt, amount: int) -> list[PaymentPart]:
     )
     if not parts:
         raise PaymentRefused("receipt", "This payment has no card transaction to refund.")
-    accounts = [part.merchant_account for part in parts]
-    if not methods.can_all(accounts, "refund"):
+    can = methods.common(part.merchant_account for part in parts)
+    if not can.refund:
         raise PaymentRefused(
             "receipt", "This payment's card processor cannot refund it through POPS."
         )
@@ -265,7 +265,7 @@ def _check(payment: Receipt, amount: int) -> list[PaymentPart]:
                 f"on this receipt (of {display_amount(payment.amount_cents)} paid)."
             )
         raise PaymentRefused("amount", message)
-    if amount < payment.amount_cents and not methods.can_all(accounts, "partial_refund"):
+    if amount < payment.amount_cents and not can.partial_refund:
         raise PaymentRefused(
             "amount",
             "This payment's card processor refunds only whole payments: refund all "

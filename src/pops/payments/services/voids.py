@@ -165,7 +165,7 @@ def _check(receipt: Receipt) -> None:
     accounts = [part.merchant_account for part in parts]
     if not accounts:
         raise PaymentRefused("receipt", "This payment has no card transaction to void.")
-    if not methods.can_all(accounts, "void"):
+    if not methods.common(accounts).void:
         raise PaymentRefused(
             "receipt",
             "This payment's card processor cannot void it through POPS: refund it from the "
