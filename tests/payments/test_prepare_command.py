@@ -56,7 +56,7 @@ def test_it_creates_the_system_user_a_default_group_and_a_sandbox_account(practi
     assert (account.facility_id, account.provider_id) == (None, None)
     assert Practice.objects.get(pk=practice.pk).prepared_at is not None
     assert output.splitlines() == [
-        'Prepared practice p1 for POPS (system user "POPS").',
+        "Prepared practice p1 for POPS: 1 system user, 1 Group, 1 merchant account.",
         "Default Group: practice-one; merchant accounts: Sandbox (sandbox)",
     ]
 
@@ -82,6 +82,19 @@ def test_run_again_it_changes_nothing(practice):
     assert second.splitlines() == [
         "Practice p1 was prepared already; nothing changed.",
         first.splitlines()[1],
+    ]
+
+
+def test_run_again_after_its_account_was_switched_off_it_says_what_it_made(practice):
+    prepare("p1")
+    MerchantAccount.objects.update(is_active=False)
+
+    output = prepare("p1")
+
+    assert MerchantAccount.objects.filter(is_active=True).count() == 1
+    assert output.splitlines() == [
+        "Prepared practice p1 for POPS: 1 merchant account.",
+        "Default Group: practice-one; merchant accounts: Sandbox (sandbox)",
     ]
 
 
