@@ -7,6 +7,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from pops.core.json_body import SERVER_ERROR, error_body
+
 logger = logging.getLogger("pops.api")
 
 _LOCATIONS = {"path", "query", "body", "header", "cookie", "form"}
@@ -18,10 +20,6 @@ class ApiError(HttpError):
     def __init__(self, status_code: int, message: str, path: str = ""):
         super().__init__(status_code, message)
         self.path = path
-
-
-def error_body(path: str, message: str) -> dict[str, list[dict[str, str]]]:
-    return {"errors": [{"path": path, "message": message}]}
 
 
 def _path(loc: Any) -> str:
@@ -55,9 +53,7 @@ def install(api: NinjaAPI) -> None:
 
     def unexpected(request: HttpRequest, exc: Any) -> HttpResponse:
         logger.exception("unexpected API error on %s", request.path)
-        return api.create_response(
-            request, error_body("", "something went wrong on our side"), status=500
-        )
+        return api.create_response(request, error_body("", SERVER_ERROR), status=500)
 
     api.add_exception_handler(ValidationError, validation)
     api.add_exception_handler(HttpError, http_error)

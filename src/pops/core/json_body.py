@@ -1,4 +1,5 @@
-"""JSON from outside POPS: whatever `json.loads` refuses, or cannot finish, is one error.
+"""JSON at POPS's edges: the error body every JSON answer uses, and reading JSON from outside,
+where whatever `json.loads` refuses, or cannot finish, is one error.
 
 `json.loads` raises ValueError for text that is not JSON, and RecursionError for a document
 nested deeper than Python's recursion limit (about a thousand levels: "[[[[...]]]]" of a few
@@ -13,6 +14,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+SERVER_ERROR = "something went wrong on our side"
+
+
+def error_body(path: str, message: str) -> dict[str, list[dict[str, str]]]:
+    """`{"errors": [{"path", "message"}]}`: what every JSON error answers."""
+    return {"errors": [{"path": path, "message": message}]}
 
 
 class NotJson(ValueError):

@@ -51,6 +51,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 
 from pops.core import audit
 from pops.core.card_numbers import ScanGaveUp, holds_card_number
+from pops.core.json_body import error_body
 from pops.core.models import AuditEvent
 
 logger = logging.getLogger("pops.security")
@@ -155,7 +156,7 @@ class CardNumberGuard:
             logger.exception("could not record the refusal of a card number")
         response: HttpResponse
         if request.path.startswith("/api/"):
-            response = JsonResponse({"errors": [{"path": "", "message": MESSAGE}]}, status=400)
+            response = JsonResponse(error_body("", MESSAGE), status=400)
         else:
             response = HttpResponseBadRequest(MESSAGE, content_type="text/plain; charset=utf-8")
         # Logged above, path withheld when it holds a card number too: Django's own
