@@ -19,7 +19,7 @@ CARD_METHODS = {
     "apple_pay": False,
     "google_pay": False,
     "store_card": False,
-    "stored_cards": True,
+    "stored_cards": False,
 }
 
 

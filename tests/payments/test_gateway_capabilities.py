@@ -173,6 +173,21 @@ def test_a_stored_card_cannot_pay_through_a_gateway_without_a_vault(practice):
     assert Transaction.objects.count() == 1
 
 
+def test_a_stored_card_is_not_offered_once_the_group_stops_storing_cards(practice):
+    assert pay(request(practice, store_card=True)).status == PaymentAttempt.Status.SUCCEEDED
+    card = StoredCard.objects.get()
+    Group.objects.filter(practice=practice).update(enable_payment_method_storage=False)
+
+    assert offered_for(group_of(practice)).stored_cards is False
+    with pytest.raises(PaymentRefused) as refused:
+        pay(PaymentRequest(guarantor_of(practice), 500, "k", "k", ACTOR, stored_card=card))
+    assert (refused.value.path, refused.value.message) == (
+        "stored_card",
+        "Stored cards are not offered here.",
+    )
+    assert PaymentAttempt.objects.count() == 1
+
+
 def test_a_payment_the_gateway_cannot_void_is_refused_and_left_paid(practice):
     receipt = paid_receipt(guarantor_of(practice), 1000)
     cards_only(practice)

@@ -372,7 +372,10 @@ def test_when_the_part_taken_before_cannot_be_voided_the_reconciler_gives_it_bac
 
 def store_in_every_vault(split: Split) -> StoredCard:
     """The guarantor's card, stored earlier in each merchant account's vault (one $1.00 charge
-    at each, outside POPS's ledger), as POPS keeps it: one StoredCard row per vault."""
+    at each, outside POPS's ledger), as POPS keeps it: one StoredCard row per vault. The Group
+    enables payment method storage, without which stored cards are not offered."""
+    Group.objects.filter(pk=split.group.pk).update(enable_payment_method_storage=True)
+    split.group.refresh_from_db()
     customer_id = f"{split.practice.pk}-{split.guarantor.external_id}"
     for account in (split.default, split.f2, split.d2):
         result = gateway_for(account).charge(

@@ -264,6 +264,8 @@ def _check_method(request: PaymentRequest, group: Group) -> methods.Offer:
         raise PaymentRefused("payment_method", "Google Pay is not offered here.")
     if request.wallet is None and not allowed.card:
         raise PaymentRefused("payment_method", "Card payments are not offered here.")
+    if request.stored_card is not None and not allowed.stored_cards:
+        raise PaymentRefused("stored_card", "Stored cards are not offered here.")
     card = request.stored_card
     if card is not None and (card.guarantor_id != request.guarantor.pk or not card.is_active):
         raise PaymentRefused("stored_card", "That stored card is not available.")

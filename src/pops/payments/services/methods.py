@@ -36,13 +36,15 @@ class Offer:
 
 def by_group(group: Group) -> Offer:
     """What `group` allows, whatever the gateways. Apple Pay takes one merchant at a time, so a
-    Group that splits payments never allows it; a stored card is a card."""
+    Group that splits payments never allows it; a stored card is a card, stored and used only
+    where the Group enables payment method storage."""
+    storage = group.enable_credit_card and group.enable_payment_method_storage
     return Offer(
         card=group.enable_credit_card,
         apple_pay=group.enable_apple_pay and not group.split_payments,
         google_pay=group.enable_google_pay,
-        store_card=group.enable_credit_card and group.enable_payment_method_storage,
-        stored_cards=group.enable_credit_card,
+        store_card=storage,
+        stored_cards=storage,
     )
 
 
