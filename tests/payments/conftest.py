@@ -1,6 +1,9 @@
+import fcntl
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -54,8 +57,22 @@ def charge_request(token: str | None = None, amount_cents: int = 2500, **fields)
     return ChargeRequest(amount_cents=amount_cents, **fields)
 
 
+# PostgreSQL takes 100 connections: two pytest-xdist workers running 50 threads each at once
+# would run out, so runs of many threads take turns (a lock file all workers share).
+MANY_THREADS = 20
+_TURNS = Path(tempfile.gettempdir()) / "pops-tests-many-connections.lock"
+
+
 def run_concurrently(calls):
     """Run each call on its own thread and database connection, all released at once."""
+    if len(calls) <= MANY_THREADS:
+        return _run_concurrently(calls)
+    with _TURNS.open("a") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # (released when the file closes)
+        return _run_concurrently(calls)
+
+
+def _run_concurrently(calls):
     outcomes = [None] * len(calls)
     start = threading.Barrier(len(calls))
 
