@@ -30,14 +30,14 @@ from pydantic_core import PydanticCustomError
 
 from pops.api import idempotency
 from pops.api.errors import ApiError
+from pops.api.lookups import group_of, guarantor_of
 from pops.core import json_body
 from pops.core.audit import Actor
 from pops.core.money import AMOUNT_HINT, AmountError, format_amount, parse_amount
-from pops.groups.services import GroupNotFound, resolve_group
 from pops.ledger.importing.schema import plain_text
-from pops.ledger.models import ID_LENGTH, Guarantor, Practice, ReferenceBatch
+from pops.ledger.models import ID_LENGTH, Practice, ReferenceBatch
 from pops.payments.gateways.base import WalletKind
-from pops.payments.models import PaymentAttempt, StoredCard
+from pops.payments.models import PaymentAttempt
 from pops.payments.services import attempts
 from pops.payments.services.attempts import PaymentRequest
 from pops.payments.services.errors import (
@@ -47,6 +47,7 @@ from pops.payments.services.errors import (
     PaymentsUnavailable,
 )
 from pops.payments.services.receipts import transaction_numbers
+from pops.payments.services.stored_cards import find_card, is_card_id
 
 BODY_MAX_BYTES = 64 * 1024
 M = TypeVar("M", bound=BaseModel)
@@ -75,7 +76,7 @@ def _stored_card(value: Any) -> Any:
         raise PydanticCustomError("id", 'must be a stored card id, like "12"')
     if isinstance(value, int):
         value = str(value)
-    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 18):
+    if isinstance(value, str) and not is_card_id(value):
         raise PydanticCustomError("id", 'must be a stored card id, like "12"')
     return value
 
@@ -193,18 +194,11 @@ def payment_request(
 ) -> PaymentRequest:
     """The service's request: 404 for a guarantor the practice does not have, 422 for a Group or
     stored card it does not have. Nothing is written, so the key is not used up."""
-    guarantor = Guarantor.objects.filter(practice=practice, external_id=payment.guarantor).first()
-    if guarantor is None:
-        raise ApiError(404, f"no guarantor {payment.guarantor!r}", "guarantor")
-    try:
-        group = resolve_group(practice, payment.group) if payment.group else None
-    except GroupNotFound:
-        raise ApiError(422, f"no Group {payment.group!r} in this practice", "group") from None
+    guarantor = guarantor_of(practice, payment.guarantor, "guarantor")
+    group = group_of(practice, payment.group) if payment.group else None
     stored_card = None
     if payment.stored_card is not None:
-        stored_card = StoredCard.objects.filter(
-            practice=practice, guarantor=guarantor, pk=int(payment.stored_card), is_active=True
-        ).first()
+        stored_card = find_card(guarantor, payment.stored_card)
         if stored_card is None:
             raise ApiError(422, "That stored card is not available.", "stored_card")
     return PaymentRequest(

@@ -3,17 +3,16 @@ from ninja import Router, Schema, Status
 
 from pops.api.auth import actor_of, practice_of
 from pops.api.errors import ApiError
+from pops.api.lookups import group_of, guarantor_of
 from pops.api.schemas import with_errors
 from pops.core import audit
 from pops.core.money import format_amount
 from pops.groups.models import Group
-from pops.groups.services import GroupNotFound, resolve_group
 from pops.ledger.models import Guarantor
 from pops.ledger.services.balances import guarantor_balances
-from pops.payments.models import StoredCard
 from pops.payments.services.errors import PaymentsUnavailable
 from pops.payments.services.options import payment_options
-from pops.payments.services.stored_cards import remove_card
+from pops.payments.services.stored_cards import find_card, remove_card
 
 router = Router(tags=["guarantors"])
 
@@ -59,23 +58,12 @@ def _money(cents: int | None) -> str | None:
     return None if cents is None else format_amount(cents)
 
 
-def _guarantor(request: HttpRequest, guarantor_id: str) -> Guarantor:
-    guarantor = Guarantor.objects.filter(
-        practice=practice_of(request), external_id=guarantor_id
-    ).first()
-    if guarantor is None:
-        raise ApiError(404, f"no guarantor {guarantor_id!r}", "guarantor_id")
-    return guarantor
-
-
 def _viewed(request: HttpRequest, guarantor_id: str, group: str | None) -> tuple[Guarantor, Group]:
     """The guarantor and the Group asked for (the default one without `group`), with the
     viewing of the guarantor's balances audited."""
-    guarantor = _guarantor(request, guarantor_id)
-    try:
-        pops_group = resolve_group(guarantor.practice, group)
-    except GroupNotFound:
-        raise ApiError(422, f"no Group {group!r} in this practice", "group") from None
+    practice = practice_of(request)
+    guarantor = guarantor_of(practice, guarantor_id, "guarantor_id")
+    pops_group = group_of(practice, group)
     audit.record(
         "ledger.balances.viewed",
         actor=actor_of(request),
@@ -141,12 +129,8 @@ def remove_stored_card(request: HttpRequest, guarantor_id: str, card_id: str) ->
     """Removes the card from the gateway's vault (each vault it is in) and from the
     guarantor's stored cards: 204. A card removed already, or not the guarantor's, is 404;
     503 means a gateway could not be reached and the card is kept: send the request again."""
-    guarantor = _guarantor(request, guarantor_id)
-    card = None
-    if card_id.isascii() and card_id.isdigit() and len(card_id) <= 18:
-        card = StoredCard.objects.filter(
-            practice_id=guarantor.practice_id, guarantor=guarantor, pk=int(card_id), is_active=True
-        ).first()
+    guarantor = guarantor_of(practice_of(request), guarantor_id, "guarantor_id")
+    card = find_card(guarantor, card_id)
     if card is None:
         raise ApiError(404, f"no stored card {card_id!r} of this guarantor", "card_id")
     try:

@@ -67,6 +67,21 @@ def _same_card(card: StoredCard) -> QuerySet[StoredCard]:
     )
 
 
+def is_card_id(text: str) -> bool:
+    """Whether `text` can be a stored card's id as a payer sends it: up to 18 digits."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
+def find_card(guarantor: Guarantor, card_id: str) -> StoredCard | None:
+    """The guarantor's active stored card with this id, or None, also for an id that cannot be
+    one."""
+    if not is_card_id(card_id):
+        return None
+    return StoredCard.objects.filter(
+        practice_id=guarantor.practice_id, guarantor=guarantor, pk=int(card_id), is_active=True
+    ).first()
+
+
 def twins(card: StoredCard) -> list[StoredCard]:
     """The active rows of the same card (itself included), one per merchant account vault: a
     card stored by a split payment is in the vault of each account it was charged at."""
